@@ -157,3 +157,17 @@ class PullConnector:
 def backoff_delay(attempt: int, base: float, cap: float) -> float:
     """Full-jitter exponential backoff (attempt counts from 1)."""
     return random.uniform(base / 2, min(cap, base * 2 ** (attempt - 1)))
+
+
+class Channel(Protocol):
+    """What a channel module's `from_settings(settings, intake, sessionmaker)` returns (or None when
+    the channel is not configured). The daemon sends outbox items of `name` (and `name:*`) to `send`,
+    mounts `setup_routes` on its aiohttp app if present, and runs `background()` coroutines."""
+
+    name: str
+
+    async def send(self, item: OutboundMessage) -> SendResult: ...
+
+    # optional:
+    # def setup_routes(self, app: aiohttp.web.Application) -> None
+    # def background(self) -> list[Coroutine]

@@ -1,0 +1,32 @@
+from datetime import datetime, timezone
+
+from sqlalchemy import func, select
+
+from connectors.base import AcceptResult, InboundMessage, Sender
+from intake.inbox import Inbox
+from models import InboxItem
+
+
+def _msg(external_id="m-1", text="快递三天没到"):
+    return InboundMessage(channel="email", external_id=external_id, sender=Sender("a@example.com"),
+                          text=text, received_at=datetime.now(timezone.utc), raw=b"raw bytes")
+
+
+async def test_accept_is_new_then_duplicate(sessionmaker):
+    inbox = Inbox(sessionmaker)
+    assert await inbox.accept(_msg()) is AcceptResult.NEW
+    assert await inbox.accept(_msg()) is AcceptResult.DUPLICATE
+    async with sessionmaker() as s:
+        assert await s.scalar(select(func.count()).select_from(InboxItem)) == 1
+
+
+async def test_accepted_message_round_trips_with_raw(sessionmaker):
+    inbox = Inbox(sessionmaker)
+    await inbox.accept(_msg(text="电话13812345678"))
+    async with sessionmaker() as s:
+        item = await s.scalar(select(InboxItem))
+    assert item.raw == b"raw bytes"
+    assert item.message["text"] == "电话13812345678"
+    assert item.status == "pending"
+    assert await inbox.outcome("email", "m-1") == ("pending", None)
+    assert await inbox.outcome("email", "nope") is None
