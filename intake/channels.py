@@ -1,0 +1,24 @@
+"""Which channel modules exist; each offers from_settings(settings, intake, sessionmaker) -> Channel | None."""
+from __future__ import annotations
+
+import importlib
+import logging
+
+log = logging.getLogger(__name__)
+
+CHANNEL_MODULES = ("connectors.email", "connectors.wechat", "connectors.webhook", "connectors.webchat")
+
+
+def build_channels(settings, intake, sessionmaker) -> dict:
+    channels = {}
+    for name in CHANNEL_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        channel = module.from_settings(settings, intake, sessionmaker)
+        if channel is not None:
+            channels[channel.name] = channel
+    return channels

@@ -1,0 +1,229 @@
+"""The `kesu` command line."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from datetime import datetime, timezone
+
+from .settings import Settings, SettingsError, load_settings
+
+
+def _print_json(data) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=None, default=str))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kesu", description="customer complaint intake and handling")
+    parser.add_argument("--config", help="path of kesu.toml (default: $KESU_CONFIG)")
+    parser.add_argument("--log-level", default="INFO")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("serve", help="run the daemon (migrates, ensures a model, then serves)")
+    sub.add_parser("migrate", help="apply database migrations")
+    p = sub.add_parser("classify", help="print the classifier's suggestion for a text as JSON")
+    p.add_argument("text")
+
+    p = sub.add_parser("complaint", help="complaints").add_subparsers(dest="action", required=True)
+    add = p.add_parser("add", help="register a phone complaint from the shell")
+    add.add_argument("--text", required=True)
+    add.add_argument("--name")
+    add.add_argument("--phone")
+    add.add_argument("--email")
+    add.add_argument("--region")
+    add.add_argument("--product")
+    add.add_argument("--order-no")
+    add.add_argument("--channel", default="phone", choices=["phone", "walk_in"])
+
+    p = sub.add_parser("agent", help="agents").add_subparsers(dest="action", required=True)
+    add = p.add_parser("add", help="create an agent; prints its id and a one-time API token")
+    add.add_argument("--name", required=True)
+    add.add_argument("--role", required=True, choices=["agent", "supervisor", "manager", "admin"])
+    add.add_argument("--department")
+    add.add_argument("--password", help="console password (else the agent uses the API token only)")
+
+    p = sub.add_parser("train", help="retrain on the base data plus agents' reviews; promote if not worse")
+    p.add_argument("--no-progress", action="store_true")
+    p = sub.add_parser("evaluate", help="score a model on the held-out split or a CSV")
+    p.add_argument("--model")
+    p.add_argument("--data")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("model", help="model versions").add_subparsers(dest="action", required=True)
+    p.add_parser("list")
+    use = p.add_parser("use")
+    use.add_argument("version")
+    p.add_parser("ensure", help="train a default model if there is none")
+
+    p = sub.add_parser("mail", help="e-mail tools").add_subparsers(dest="action", required=True)
+    parse = p.add_parser("parse", help="show what kesu reads from raw messages")
+    parse.add_argument("files", nargs="+")
+    parse.add_argument("--json", action="store_true")
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings(args.config)
+    except SettingsError as exc:
+        print(f"kesu: invalid setting: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return COMMANDS[args.command](args, settings)
+    except SettingsError as exc:
+        print(f"kesu: invalid setting: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def cmd_migrate(args, settings: Settings) -> int:
+    from models.migrate import upgrade
+    upgrade(settings.database_url)
+    print("database is up to date")
+    return 0
+
+
+def cmd_serve(args, settings: Settings) -> int:
+    from classifier import ensure_default_model
+    from models.migrate import upgrade
+
+    from .daemon import Kesu
+    upgrade(settings.database_url)
+    ensure_default_model(settings.model_dir)
+
+    async def run() -> None:
+        kesu = Kesu(settings)
+        await kesu.start()
+        try:
+            first = await _first_admin(kesu.runtime.sessionmaker)
+            if first:
+                password, token = first
+                print(f"created the first admin agent 'admin' with one-time password: {password}\n"
+                      f"API token (shown once): {token}", flush=True)
+            print(f"kesu is running on http://{settings.http_host}:{kesu.http_port}/", flush=True)
+            await asyncio.gather(*kesu._tasks)
+        finally:
+            await kesu.stop()
+
+    asyncio.run(run())
+    return 0
+
+
+async def _first_admin(sessionmaker):
+    from workflow.agents import ensure_first_admin
+    async with sessionmaker() as session:
+        first = await ensure_first_admin(session)
+        await session.commit()
+    return first
+
+
+def cmd_classify(args, settings: Settings) -> int:
+    from classifier import Classifier
+    clf = Classifier.load(settings.model_dir, review_threshold=settings.review_threshold)
+    _print_json(clf.suggest(args.text).to_dict())
+    return 0
+
+
+def cmd_complaint(args, settings: Settings) -> int:
+    from connectors.base import InboundMessage, Sender
+
+    from .runtime import Runtime
+    import uuid
+
+    async def run() -> dict:
+        rt = await Runtime.open(settings)
+        try:
+            msg = InboundMessage(
+                channel=args.channel, external_id=f"cli:{uuid.uuid4().hex}",
+                sender=Sender(handle=args.phone or args.email or "", name=args.name, email=args.email,
+                              phone=args.phone),
+                text=args.text, received_at=datetime.now(timezone.utc),
+                meta={"product": args.product, "order_no": args.order_no, "region": args.region, "actor": "cli"})
+            await rt.intake.accept(msg)
+            number = await rt.intake.process_now(msg.channel, msg.external_id, timeout=60)
+            status = await rt.intake.outcome(msg.channel, msg.external_id)
+            return {"number": number, "status": status[0] if status else None}
+        finally:
+            await rt.close()
+
+    result = asyncio.run(run())
+    _print_json(result)
+    return 0 if result["number"] else 1
+
+
+def cmd_agent(args, settings: Settings) -> int:
+    from models import make_engine, make_sessionmaker
+    from workflow.agents import AgentError, create_agent
+    from workflow.organisation import ensure_defaults
+
+    from .runtime import open_keyring
+
+    async def run() -> dict:
+        open_keyring(settings)
+        engine = make_engine(settings.database_url)
+        try:
+            async with make_sessionmaker(engine)() as session:
+                await ensure_defaults(session)
+                agent, token = await create_agent(session, args.name, args.role, args.department, args.password,
+                                                  actor="cli")
+                await session.commit()
+                return {"id": agent.id, "name": agent.name, "role": agent.role,
+                        "department": agent.department_code, "token": token}
+        finally:
+            await engine.dispose()
+
+    try:
+        _print_json(asyncio.run(run()))
+    except AgentError as exc:
+        print(f"kesu: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_train(args, settings: Settings) -> int:
+    from classifier import train_and_maybe_promote
+
+    from .training import agent_examples
+    extra = asyncio.run(agent_examples(settings))
+    _print_json(train_and_maybe_promote(settings.model_dir, extra, progress=not args.no_progress))
+    return 0
+
+
+def cmd_evaluate(args, settings: Settings) -> int:
+    from classifier import evaluate_version
+    result = evaluate_version(settings.model_dir, version=args.model, csv_path=args.data)
+    if args.json:
+        _print_json(result)
+    else:
+        for key in ("category_macro_f1", "urgency_macro_f1", "p0_recall", "p0_precision", "n"):
+            print(f"{key:>18}: {result.get(key)}")
+    return 0
+
+
+def cmd_model(args, settings: Settings) -> int:
+    from classifier import ModelStore, ensure_default_model
+    store = ModelStore(settings.model_dir)
+    if args.action == "list":
+        current = store.current()
+        for v in store.versions():
+            _print_json({**v, "current": v.get("version") == current})
+    elif args.action == "use":
+        store.use(args.version)
+        print(f"now using model {args.version}")
+    else:
+        print(ensure_default_model(settings.model_dir))
+    return 0
+
+
+def cmd_mail(args, settings: Settings) -> int:
+    from connectors.email.cli import main_parse
+    return main_parse(args.files, args.json)
+
+
+COMMANDS = {"serve": cmd_serve, "migrate": cmd_migrate, "classify": cmd_classify, "complaint": cmd_complaint,
+            "agent": cmd_agent, "train": cmd_train, "evaluate": cmd_evaluate, "model": cmd_model,
+            "mail": cmd_mail}
+
+if __name__ == "__main__":
+    sys.exit(main())

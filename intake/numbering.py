@@ -1,0 +1,36 @@
+"""Complaint numbers: YYYYMMDD-<DEPT>-<NNNN>, serial per Shanghai day and department.
+
+The serial row is incremented with one upsert that takes a row lock until commit, so two
+processes on one PostgreSQL queue behind each other: no collision, and because the
+increment rolls back with the registration, no skipped serial either.
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models import DailySerial
+from workflow.calendar import SHANGHAI
+
+NUMBER_RE = re.compile(r"\b(\d{8})-([A-Z]{2,8})-(\d{4,})\b")
+
+
+def format_number(day: str, department: str, serial: int) -> str:
+    return f"{day}-{department}-{serial:04d}"
+
+
+async def next_number(session: AsyncSession, department: str, when: datetime) -> str:
+    day = when.astimezone(SHANGHAI).strftime("%Y%m%d")
+    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(DailySerial).values(day=day, department_code=department, last=1)
+    stmt = stmt.on_conflict_do_update(index_elements=["day", "department_code"],
+                                      set_={"last": DailySerial.last + 1}).returning(DailySerial.last)
+    serial = (await session.execute(stmt)).scalar_one()
+    return format_number(day, department, serial)
+
+
+def find_numbers(text: str | None) -> list[str]:
+    return [m.group(0) for m in NUMBER_RE.finditer(text or "")]

@@ -1,0 +1,64 @@
+"""Everything kesu needs to process messages, built once from settings (no HTTP, no tasks).
+
+The daemon runs it in the background; CLI commands such as `kesu complaint add` use it directly.
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from classifier import Classifier
+from models import make_engine, make_sessionmaker
+from models.crypto import Keyring, configure, load_master_key
+from workflow.calendar import WorkCalendar
+from workflow.organisation import ensure_defaults
+
+from .inbox import Inbox
+from .pipeline import Services
+from .port import IntakeService
+from .settings import Settings
+from .steps import default_pipeline
+from .worker import Worker
+
+
+def open_keyring(settings: Settings) -> Keyring:
+    ring = Keyring(load_master_key(settings.secret_key, settings.key_file))
+    configure(ring)
+    return ring
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    keyring: Keyring
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    classifier: Classifier
+    inbox: Inbox
+    worker: Worker
+    intake: IntakeService
+    services: Services
+
+    @classmethod
+    async def open(cls, settings: Settings, *, outbound_channels: frozenset[str] = frozenset(),
+                   classifier: Classifier | None = None) -> "Runtime":
+        ring = open_keyring(settings)
+        engine = make_engine(settings.database_url)
+        sm = make_sessionmaker(engine)
+        async with sm() as session:
+            await ensure_defaults(session)
+            await session.commit()
+        if classifier is None:
+            classifier = await asyncio.to_thread(Classifier.load, settings.model_dir,
+                                                 review_threshold=settings.review_threshold)
+        inbox = Inbox(sm)
+        services = Services(settings=settings, calendar=WorkCalendar(), keyring=ring,
+                            outbound_channels=outbound_channels)
+        worker = Worker(sm, default_pipeline(), services, classifier, batch=settings.worker_batch,
+                        max_attempts=settings.worker_max_attempts, wake=inbox.arrived)
+        return cls(settings, ring, engine, sm, classifier, inbox, worker, IntakeService(inbox, worker), services)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
