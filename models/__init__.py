@@ -1,6 +1,7 @@
 """kesu's storage: SQLAlchemy 2 models, engine and session factory, encrypted columns."""
 from .base import Base, UTCDateTime, utcnow
-from .complaint import Complaint, ComplaintMessage, DailySerial, LabelledExample, StoredAttachment
+from .complaint import (Complaint, ComplaintMessage, DailySerial, LabelledExample, StoredAttachment,
+                        SurveyResponse)
 from .customer import Customer, CustomerIdentity
 from .db import is_sqlite, make_engine, make_sessionmaker
 from .organisation import ROLES, Agent, ApiToken, Department, RoutingRule
@@ -8,7 +9,7 @@ from .queues import AuditEvent, ChannelCursor, InboxItem, OutboxItem, Timer
 
 __all__ = [
     "Base", "UTCDateTime", "utcnow", "Complaint", "ComplaintMessage", "DailySerial", "LabelledExample",
-    "StoredAttachment", "Customer", "CustomerIdentity", "is_sqlite", "make_engine", "make_sessionmaker",
+    "StoredAttachment", "SurveyResponse", "Customer", "CustomerIdentity", "is_sqlite", "make_engine", "make_sessionmaker",
     "ROLES", "Agent", "ApiToken", "Department", "RoutingRule", "AuditEvent", "ChannelCursor", "InboxItem",
     "OutboxItem", "Timer",
 ]
