@@ -10,5 +10,5 @@ SESSIONMAKER = web.AppKey("sessionmaker", async_sessionmaker)
 INTAKE = web.AppKey("intake", object)          # connectors.base.IntakePort
 SETTINGS = web.AppKey("settings", object)      # intake.settings.Settings
 CLASSIFIER = web.AppKey("classifier", object)  # classifier.Classifier
-AGENT = "agent"                                # request key: the authenticated models.Agent
+AGENT = web.RequestKey("agent", object)        # the authenticated models.Agent
 CALENDAR = web.AppKey("calendar", object)      # workflow.calendar.WorkCalendar

@@ -18,7 +18,10 @@ def build_channels(settings, intake, sessionmaker) -> dict:
             if exc.name != name:
                 raise
             continue
-        channel = module.from_settings(settings, intake, sessionmaker)
+        factory = getattr(module, "from_settings", None)
+        if factory is None:   # a package without a channel factory is not a channel (yet)
+            continue
+        channel = factory(settings, intake, sessionmaker)
         if channel is not None:
             channels[channel.name] = channel
     return channels
