@@ -1,5 +1,6 @@
 """kesu's storage: SQLAlchemy 2 models, engine and session factory, encrypted columns."""
 from .base import Base, UTCDateTime, utcnow
+from .chat import ChatMessage, ChatSession
 from .complaint import (Complaint, ComplaintMessage, DailySerial, LabelledExample, StoredAttachment,
                         SurveyResponse)
 from .customer import Customer, CustomerIdentity
@@ -12,4 +13,5 @@ __all__ = [
     "StoredAttachment", "SurveyResponse", "Customer", "CustomerIdentity", "is_sqlite", "make_engine", "make_sessionmaker",
     "ROLES", "Agent", "ApiToken", "Department", "RoutingRule", "AuditEvent", "ChannelCursor", "InboxItem",
     "OutboxItem", "Timer",
+    "ChatSession", "ChatMessage",
 ]
