@@ -10,10 +10,13 @@ every word we know. Unknown words fall back to jieba's HMM, as usual.
 from __future__ import annotations
 
 import threading
+import warnings
 from pathlib import Path
 from typing import Iterable
 
-import jieba
+with warnings.catch_warnings():  # jieba 0.42 imports the deprecated pkg_resources
+    warnings.simplefilter("ignore")
+    import jieba
 
 from .normalize import normalize
 

@@ -1,0 +1,98 @@
+"""A trained model: features, two linear classifiers and the urgency policy.
+
+Urgency policy (why it is not a plain argmax): missing a P0 is the worst
+error, so a suggestion is P0 when a P0 safety rule fires OR the model's P0
+probability reaches `p0_threshold`; both thresholds are tuned by
+cross-validation on the training part only (see train.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from .features import Featurizer, Prepared
+from .labels import CATEGORIES, URGENCIES
+
+
+def linear_weights(clf) -> np.ndarray:
+    """Per-class feature weights of a fitted linear model (for reasons)."""
+    if hasattr(clf, "calibrated_classifiers_"):
+        coefs = [c.estimator.coef_ for c in clf.calibrated_classifiers_]
+        w = np.mean(coefs, axis=0)
+    elif hasattr(clf, "coef_"):
+        w = clf.coef_
+    else:  # ComplementNB: larger weight = more typical of the class
+        w = clf.feature_log_prob_
+        w = w - w.mean(axis=0, keepdims=True)
+    w = np.asarray(w, dtype=np.float32)
+    if w.shape[0] == 1:  # binary models keep one row
+        w = np.vstack([-w, w])
+    return w
+
+
+def class_proba(clf, X, classes: Sequence[str]) -> np.ndarray:
+    """predict_proba with columns in our fixed label order."""
+    proba = clf.predict_proba(X)
+    out = np.zeros((X.shape[0], len(classes)), dtype=np.float64)
+    for j, c in enumerate(clf.classes_):
+        out[:, classes.index(c)] = proba[:, j]
+    return out
+
+
+@dataclass
+class Decisions:
+    category: list[str]
+    category_confidence: np.ndarray
+    urgency: list[str]
+    urgency_confidence: np.ndarray
+    rule_forced_p0: np.ndarray
+    category_proba: np.ndarray
+    urgency_proba: np.ndarray
+
+
+@dataclass
+class TrainedModel:
+    featurizer: Featurizer
+    category_model: object
+    urgency_model: object
+    p0_threshold: float
+    p1_threshold: float
+    rule_p0_precision: float  # measured on the training part; confidence of a forced P0
+    config: dict = field(default_factory=dict)
+    n_examples: int = 0
+
+    def decide(self, prepared: Sequence[Prepared]) -> tuple[Decisions, sp.csr_matrix]:
+        X = self.featurizer.transform(prepared)
+        cat_p = class_proba(self.category_model, X, CATEGORIES)
+        urg_p = class_proba(self.urgency_model, X, URGENCIES)
+        cat_idx = cat_p.argmax(axis=1)
+        forced = np.array([any(h.level == "P0" for h in p.hits) for p in prepared], dtype=bool)
+        urg, urg_conf = decide_urgency(urg_p, forced, self.p0_threshold, self.p1_threshold,
+                                       self.rule_p0_precision)
+        d = Decisions(
+            category=[CATEGORIES[i] for i in cat_idx],
+            category_confidence=cat_p[np.arange(len(cat_idx)), cat_idx],
+            urgency=urg,
+            urgency_confidence=urg_conf,
+            rule_forced_p0=forced,
+            category_proba=cat_p,
+            urgency_proba=urg_p,
+        )
+        return d, X
+
+
+def decide_urgency(urg_p: np.ndarray, forced: np.ndarray, p0_threshold: float,
+                   p1_threshold: float, rule_precision: float = 0.0):
+    """P0 if a rule fires or P(P0) >= p0_threshold; else P1 if P1's share of
+    P1+P2 reaches p1_threshold; else P2. Confidence is the model's probability
+    of the chosen level (a forced P0 at least the rules' measured precision)."""
+    p0, p1, p2 = urg_p[:, 0], urg_p[:, 1], urg_p[:, 2]
+    is_p0 = forced | (p0 >= p0_threshold)
+    is_p1 = ~is_p0 & (p1 / np.maximum(p1 + p2, 1e-12) >= p1_threshold)
+    labels = np.where(is_p0, "P0", np.where(is_p1, "P1", "P2"))
+    conf = np.where(is_p0, p0, np.where(is_p1, p1, p2))
+    conf = np.where(forced, np.maximum(conf, rule_precision), conf)
+    return labels.tolist(), conf

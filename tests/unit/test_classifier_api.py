@@ -1,0 +1,146 @@
+import json
+import math
+
+import pytest
+
+from classifier import (
+    CATEGORIES, URGENCIES, Classifier, Example, ModelStore, Suggestion, evaluate,
+    evaluate_version, fingerprint, heldout_split, load_base_examples,
+    train_and_maybe_promote,
+)
+from tests.unit.classifier_fixtures import clf, model_root  # noqa: F401 (fixtures)
+
+BAD_INPUTS = ["", "   \n\t", "😀😀🙏", "！！！。。。？？", "!!!...", None]
+
+
+@pytest.mark.parametrize("text", BAD_INPUTS)
+def test_empty_like_input_is_non_complaint_for_review(clf, text):
+    s = clf.suggest(text)
+    assert s.category == "non_complaint"
+    assert s.needs_review
+
+
+@pytest.mark.parametrize("text", [
+    "差" * 100_000,
+    "My order 订单 never arrived, 快递太慢了!!!",
+    "快遞一直沒送到，客服電話打不通",
+    "退款\udc80没到账",
+    "退款一直没到账".encode("utf-8"),
+    b"\xff\xfe\x81\x00",
+])
+def test_odd_input_never_raises(clf, text):
+    s = clf.suggest(text)
+    assert s.category in CATEGORIES and s.urgency in URGENCIES
+    assert 0.0 <= s.category_confidence <= 1.0
+
+
+def test_suggestion_fields_and_json(clf):
+    s = clf.suggest("外卖送了两个小时，饭都凉了")
+    assert isinstance(s, Suggestion)
+    d = s.to_dict()
+    json.dumps(d, ensure_ascii=False)
+    assert d["category_label"] and d["urgency_label"]
+    assert d["model_version"] == clf.version
+    assert len(s.reasons) <= 5
+
+
+def test_suggest_many_agrees_with_suggest(clf):
+    texts = [e.text for e in load_base_examples()[:40]] + ["", "宽带断网三天"]
+    assert clf.suggest_many(texts) == [clf.suggest(t) for t in texts]
+    assert clf.suggest_many([]) == []
+
+
+def test_p0_rule_forces_p0_and_shows_reason(clf):
+    s = clf.suggest("味道还行，但是吃完全家都拉肚子了")
+    assert s.urgency == "P0"
+    assert any(r.startswith("规则:身体不适") for r in s.reasons)
+
+
+@pytest.mark.parametrize("text, category", [
+    ("快递太慢了，一个星期才到，包装还压坏了", "logistics"),
+    ("刚买就降价了，要求退差价，不给退款", "price_refund"),
+    ("宽带又断网了，网络一直连不上", "system_fault"),
+    ("客服态度恶劣，爱理不理，打了很多次电话没人管", "service"),
+])
+def test_clear_cases_get_their_category(clf, text, category):
+    assert clf.suggest(text).category == category
+
+
+def test_reasons_are_terms_from_the_text(clf):
+    s = clf.suggest("退款申请了半个月还没到账")
+    terms = [r for r in s.reasons if not r.startswith("规则:")]
+    assert terms and all(t in "退款申请了半个月还没到账" for t in terms)
+
+
+def test_review_threshold_is_configurable(model_root):
+    strict = Classifier.load(model_root, review_threshold=1.01)
+    assert strict.suggest("菜太咸了").needs_review
+    lenient = Classifier.load(model_root, review_threshold=0.0)
+    assert not lenient.suggest("菜太咸了").needs_review
+
+
+def test_heldout_split_is_fixed_disjoint_and_stratified():
+    examples = load_base_examples()
+    train1, test1 = heldout_split(examples)
+    train2, test2 = heldout_split(examples)
+    assert test1 == test2 and train1 == train2
+    assert len(test1) == math.ceil(0.2 * len(examples))
+    assert not {e.text for e in train1} & {e.text for e in test1}
+    assert sum(e.urgency == "P0" for e in test1) >= 30
+
+
+def test_fingerprint_ignores_order_but_not_labels():
+    a = [Example("甲", "service", "P2"), Example("乙", "logistics", "P1")]
+    assert fingerprint(a) == fingerprint(a[::-1])
+    assert fingerprint(a) != fingerprint([a[0], Example("乙", "logistics", "P0")])
+
+
+def test_example_rejects_unknown_labels():
+    with pytest.raises(ValueError):
+        Example("x", "spam", "P2")
+
+
+def test_evaluate_reports_all_keys(clf):
+    _, test = heldout_split(load_base_examples())
+    m = evaluate(clf, test[:100])
+    assert {"category_macro_f1", "urgency_macro_f1", "p0_recall", "p0_precision", "n",
+            "per_class"} <= m.keys()
+    assert m["n"] == 100
+    assert set(m["per_class"]["category"]) == set(CATEGORIES)
+    assert set(m["per_class"]["urgency"]["P0"]) == {"precision", "recall", "f1", "support"}
+
+
+def test_default_model_reaches_floors_on_heldout(model_root):
+    m = evaluate_version(model_root)
+    assert m["n"] == 708
+    # Floors a little below what the shipped configuration measures (RESULTS.md).
+    assert m["category_macro_f1"] > 0.62
+    assert m["urgency_macro_f1"] > 0.70
+    assert m["p0_recall"] > 0.70
+    assert m["p0_precision"] > 0.45
+
+
+def test_evaluate_version_on_a_csv(model_root, tmp_path):
+    csv = tmp_path / "x.csv"
+    csv.write_text("text,category,urgency\n吃出虫子了,product_quality,P0\n快递太慢,logistics,P2\n",
+                   encoding="utf-8")
+    m = evaluate_version(model_root, csv_path=csv)
+    assert m["n"] == 2 and m["p0_recall"] == 1.0
+
+
+def test_train_and_maybe_promote_refuses_a_worse_model(model_root, tmp_path):
+    # Copy the store so the session's model stays current for other tests.
+    import shutil
+    root = tmp_path / "models"
+    shutil.copytree(model_root, root)
+    old = ModelStore(root).current()
+    # Poisoned corrections: half the training texts again, all labelled other/P2.
+    train_part, _ = heldout_split(load_base_examples())
+    poison = [Example(e.text, "other", "P2") for e in train_part[::2]]
+    result = train_and_maybe_promote(root, poison, progress=False)
+    json.dumps(result, ensure_ascii=False)
+    assert result["previous"] == old and result["version"] != old
+    assert result["promoted"] is False
+    assert "category_macro_f1" in result["reason"]
+    assert ModelStore(root).current() == old
+    assert len(ModelStore(root).versions()) == 2
