@@ -28,6 +28,7 @@ import pytest
 from tests.servers import server_missing
 
 MAIL_UID = 10143
+USERS = 500
 
 
 def free_port() -> int:
@@ -212,7 +213,9 @@ class Dovecot:
         mail.mkdir(exist_ok=True)
         os.chown(mail, MAIL_UID, MAIL_UID)
         os.chmod(mail, 0o700)
-        (self.root / "users").write_text("")
+        # All users up front: passwd-file is re-read when its mtime changes, which misses
+        # two changes within one second.
+        (self.root / "users").write_text("".join(f"u{i}:{{PLAIN}}secret\n" for i in range(1, USERS + 1)))
         os.chmod(self.root / "users", 0o644)
         self.conf.write_text(DOVECOT_CONF.format(d=self.root, port=self.port, uid=MAIL_UID, tag=os.getpid()))
         # Every directory above the config, users file and maildir must be traversable by the
@@ -270,11 +273,12 @@ class Dovecot:
         except OSError:
             return ""
 
-    def user(self, password: str = "secret") -> str:
-        name = f"u{next(self._users)}x{os.getpid()}"
-        with open(self.root / "users", "a") as fh:
-            fh.write(f"{name}:{{PLAIN}}{password}\n")
-        return name
+    def user(self) -> str:
+        """A user whose mailbox nobody has used yet (password "secret")."""
+        n = next(self._users)
+        if n > USERS:
+            raise RuntimeError(f"more than {USERS} mailboxes in one test session")
+        return f"u{n}"
 
     def maildir(self, user: str) -> Path:
         return self.root / "mail" / user / "Maildir"
@@ -316,12 +320,19 @@ async def imap_append(settings, messages: list[bytes], folder: str = "INBOX", fl
     """APPEND raw messages over a real IMAP connection."""
     import aioimaplib
     client = aioimaplib.IMAP4(host=settings.host, port=settings.port, timeout=30)
-    await client.wait_hello_from_server()
-    res = await client.login(settings.user, settings.password)
-    assert res.result == "OK", res
     try:
+        await client.wait_hello_from_server()
+        res = await client.login(settings.user, settings.password)
+        assert res.result == "OK", res
         for raw in messages:
             res = await client.append(raw, mailbox=folder, flags=flags)
             assert res.result == "OK", res
-    finally:
         await client.logout()
+    finally:
+        close_client(client)
+
+
+def close_client(client) -> None:
+    transport = getattr(client.protocol, "transport", None)
+    if transport is not None:
+        transport.close()

@@ -1,0 +1,455 @@
+"""The IMAP poller: one per mailbox, run under `PullConnector.serve_forever()`.
+
+Save before you acknowledge: a batch of messages is fetched with BODY.PEEK[] (so a failure
+leaves them unread), parsed, and committed to the inbox *together with* the mailbox
+checkpoint (UIDVALIDITY and the last UID, a ChannelCursor row) in one transaction; only
+then are they flagged \\Seen (or moved). A crash anywhere re-fetches from the checkpoint and
+the inbox's unique (channel, Message-ID) turns a repeat into a DUPLICATE, so nothing is
+lost or registered twice. Mail that arrived while kesu was down is simply above the
+checkpoint. A changed UIDVALIDITY re-scans the whole folder (deduplicated the same way).
+
+IDLE when the server offers it (and the mailbox allows it), polling otherwise. Any error
+ends `serve_once`; `serve_forever` reconnects with jittered backoff. With PostgreSQL, a
+session-level advisory lock makes sure one process polls a mailbox.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+from datetime import datetime, timezone
+from typing import Any, Awaitable, TypeVar
+
+import aioimaplib
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from connectors.base import AcceptResult, InboundMessage, PullConnector
+from intake.settings import MailboxSettings
+from models import ChannelCursor
+from models.crypto import mask
+
+from .mime import parse
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+BATCH = 100                     # messages per UID FETCH and per transaction
+COMMAND_TIMEOUT = 60.0
+IDLE_MAX = 25 * 60.0            # re-issue IDLE well before the 30-minute server limit
+
+_UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")
+_FETCH_UID = re.compile(rb"UID (\d+)")
+_INTERNALDATE = re.compile(rb'INTERNALDATE "([^"]+)"')
+
+
+class ImapError(Exception):
+    """The server refused a command or the connection broke."""
+
+
+class ImapPoller(PullConnector):
+    min_backoff = 1.0
+    max_backoff = 120.0
+
+    def __init__(self, mailbox: MailboxSettings, intake: Any, sessionmaker: async_sessionmaker[AsyncSession], *,
+                 attachment_limit: int | None = None, own_addresses: frozenset[str] = frozenset(),
+                 batch: int = BATCH, tls_context=None):
+        self.mailbox = mailbox
+        self.intake = intake
+        self.sessionmaker = sessionmaker
+        self.attachment_limit = attachment_limit
+        self.own_addresses = frozenset(a.lower() for a in own_addresses)
+        self.batch = batch
+        self.tls_context = tls_context        # None: the system's trusted CAs
+        self._saw_exists = False              # new mail announced in a response other than IDLE's
+        self.key = f"imap:{mailbox.user}@{mailbox.host}:{mailbox.port}/{mailbox.folder}"
+        self.name = f"email {mailbox.user}@{mailbox.host}/{mailbox.folder}"
+        self.client: aioimaplib.IMAP4 | None = None
+        self._lost = asyncio.Event()
+        # Counters for logs, tests and the benchmark.
+        self.stats = {"fetched": 0, "new": 0, "duplicate": 0, "ignored_own": 0, "quarantine": 0, "rescans": 0}
+        self.caught_up = asyncio.Event()      # set whenever the folder has been read to its end
+
+    # ------------------------------------------------------------------ the loop
+
+    async def serve_once(self) -> None:
+        async with _MailboxLock(self.sessionmaker, self.key) as lock:
+            if not lock.acquired:
+                log.info("%s: another kesu process holds this mailbox; waiting", self.name)
+                await asyncio.sleep(max(self.mailbox.poll_seconds, 5.0))
+                return
+            await self._connect()
+            try:
+                uidvalidity = await self._select()
+                cursor = await self._load_cursor()
+                if cursor.get("uidvalidity") not in (None, uidvalidity):
+                    log.warning("%s: UIDVALIDITY changed from %s to %s: re-scanning the folder "
+                                "(Message-ID deduplication prevents repeats)", self.name, cursor["uidvalidity"],
+                                uidvalidity)
+                    cursor = {"uidvalidity": uidvalidity, "last_uid": 0,
+                              "rescans": int(cursor.get("rescans", 0)) + 1}
+                    self.stats["rescans"] += 1
+                    await self._store_cursor(cursor)
+                elif cursor.get("uidvalidity") is None:
+                    cursor = {"uidvalidity": uidvalidity, "last_uid": int(cursor.get("last_uid", 0))}
+                    await self._store_cursor(cursor)
+                idle = self.mailbox.idle and self.client.has_capability("IDLE")
+                while True:
+                    await lock.check()
+                    self._saw_exists = False
+                    await self._ingest(cursor)
+                    self.caught_up.set()
+                    if self._saw_exists:
+                        continue           # mail arrived while we were busy: no need to wait for it
+                    if idle:
+                        await self._idle()
+                    else:
+                        await self._sleep(self.mailbox.poll_seconds)
+                        await self._run(self.client.noop())
+            finally:
+                await self._disconnect()
+
+    # ------------------------------------------------------------------ IMAP
+
+    async def _connect(self) -> None:
+        mb = self.mailbox
+        self._lost = asyncio.Event()
+        lost = self._lost
+
+        def on_lost(exc: Exception | None) -> None:
+            lost.set()
+
+        if mb.tls == "imaps":
+            import ssl
+            client = aioimaplib.IMAP4_SSL(host=mb.host, port=mb.port, timeout=COMMAND_TIMEOUT,
+                                          ssl_context=self.tls_context or ssl.create_default_context(),
+                                          conn_lost_cb=on_lost)
+        else:
+            client = aioimaplib.IMAP4(host=mb.host, port=mb.port, timeout=COMMAND_TIMEOUT, conn_lost_cb=on_lost)
+        self.client = client
+        # aioimaplib drops an untagged "* n EXISTS" that arrives during FETCH/STORE: note it, so
+        # mail that came in while we were busy is read at once instead of after the IDLE wait.
+        untagged = client.protocol._untagged_response
+
+        def spy(line: bytes):
+            if line.rstrip().endswith(b"EXISTS"):
+                self._saw_exists = True
+            return untagged(line)
+
+        client.protocol._untagged_response = spy
+        await client.wait_hello_from_server()
+        if mb.tls == "starttls":
+            await self._starttls(client)
+        res = await self._run(client.login(mb.user, mb.password))
+        if res.result != "OK":
+            raise ImapError(f"LOGIN refused for {mb.user}: {_text(res)}")
+        if "failed" in _text(res).lower():     # Dovecot: "OK Logged in, but initialization failed"
+            raise ImapError(f"LOGIN for {mb.user}: {_text(res)}")
+        if not client.protocol.capabilities or "IDLE" not in client.protocol.capabilities:
+            try:
+                await self._run(client.protocol.capability())
+            except Exception:  # some servers only answer CAPABILITY before LOGIN; IDLE is then just off
+                pass
+
+    async def _starttls(self, client: aioimaplib.IMAP4) -> None:
+        """aioimaplib has no STARTTLS: send it, then upgrade the protocol's transport in place."""
+        import ssl
+        proto = client.protocol
+        res = await self._run(proto.execute(aioimaplib.Command("STARTTLS", proto.new_tag(), loop=proto.loop)))
+        if res.result != "OK":
+            raise ImapError(f"STARTTLS refused: {_text(res)}")
+        ctx = self.tls_context or ssl.create_default_context()
+        proto.transport = await asyncio.get_running_loop().start_tls(
+            proto.transport, proto, ctx, server_hostname=self.mailbox.host)
+        await self._run(proto.capability())
+
+    async def _disconnect(self) -> None:
+        client, self.client = self.client, None
+        if client is None:
+            return
+        try:
+            if not self._lost.is_set():
+                await asyncio.wait_for(client.logout(), 5)
+        except Exception:  # already gone: nothing to close politely
+            pass
+        transport = getattr(client.protocol, "transport", None)
+        if transport is not None:
+            transport.close()
+
+    async def _select(self) -> int:
+        res = await self._run(self.client.select(self.mailbox.folder))
+        if res.result != "OK":
+            raise ImapError(f"SELECT {self.mailbox.folder}: {_text(res)}")
+        for line in res.lines:
+            m = _UIDVALIDITY.search(bytes(line))
+            if m:
+                return int(m.group(1))
+        raise ImapError(f"SELECT {self.mailbox.folder} gave no UIDVALIDITY")
+
+    async def _run(self, awaitable: Awaitable[T], timeout: float = COMMAND_TIMEOUT) -> T:
+        """Run an IMAP command, failing at once if the connection drops (aioimaplib would wait)."""
+        task = asyncio.ensure_future(awaitable)
+        lost = asyncio.ensure_future(self._lost.wait())
+        try:
+            done, _ = await asyncio.wait({task, lost}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        finally:
+            lost.cancel()
+        if task in done:
+            return task.result()
+        task.cancel()
+        raise ImapError("connection lost" if self._lost.is_set() else f"no answer within {timeout:.0f}s")
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._lost.wait(), seconds)
+        except asyncio.TimeoutError:
+            return
+        raise ImapError("connection lost")
+
+    async def _idle(self) -> None:
+        client = self.client
+        wait = min(IDLE_MAX, max(self.mailbox.poll_seconds, 1.0))
+        idle_task = await self._run(client.idle_start(timeout=wait + COMMAND_TIMEOUT))
+        try:
+            push = asyncio.ensure_future(client.wait_server_push(timeout=wait))
+            try:
+                await self._run(push, timeout=wait + 5)
+            except (asyncio.TimeoutError, ImapError):
+                if self._lost.is_set():
+                    raise
+        finally:
+            if not self._lost.is_set():
+                client.idle_done()
+                try:
+                    await self._run(asyncio.shield(idle_task), timeout=COMMAND_TIMEOUT)
+                except asyncio.TimeoutError:
+                    raise ImapError("IDLE did not end after DONE") from None
+            else:
+                idle_task.cancel()
+
+    async def _search_new(self, last_uid: int) -> list[int]:
+        res = await self._run(self.client.uid_search(f"UID {last_uid + 1}:*", charset=None))
+        if res.result != "OK":
+            raise ImapError(f"UID SEARCH: {_text(res)}")
+        uids: list[int] = []
+        for line in res.lines[:-1] if len(res.lines) > 1 else res.lines:
+            for token in bytes(line).split():
+                if token.isdigit():
+                    uids.append(int(token))
+        # "n:*" always includes the highest UID, even when it is below n.
+        return sorted(u for u in set(uids) if u > last_uid)
+
+    async def _fetch(self, uids: list[int]) -> list[tuple[int, datetime | None, bytes]]:
+        res = await self._run(self.client.uid("fetch", uid_set(uids), "(UID INTERNALDATE BODY.PEEK[])"))
+        if res.result != "OK":
+            raise ImapError(f"UID FETCH: {_text(res)}")
+        return parse_fetch(res.lines)
+
+    async def _acknowledge(self, uids: list[int]) -> None:
+        """Flag \\Seen (or move) messages already committed to the inbox."""
+        if not uids:
+            return
+        mb, client = self.mailbox, self.client
+        if mb.after == "move" and mb.move_to:
+            if client.has_capability("MOVE"):
+                res = await self._run(client.uid("move", uid_set(uids), mb.move_to))
+                if res.result != "OK" and "TRYCREATE" in _text(res):
+                    await self._run(client.protocol.execute(
+                        aioimaplib.Command("CREATE", client.protocol.new_tag(), mb.move_to, loop=client.protocol.loop)))
+                    res = await self._run(client.uid("move", uid_set(uids), mb.move_to))
+            else:
+                res = await self._run(client.uid("copy", uid_set(uids), mb.move_to))
+                if res.result == "OK":
+                    res = await self._run(client.uid("store", uid_set(uids), "+FLAGS.SILENT", r"(\Deleted)"))
+                    await self._run(client.expunge())
+        else:
+            res = await self._run(client.uid("store", uid_set(uids), "+FLAGS.SILENT", r"(\Seen)"))
+        if res.result != "OK":
+            raise ImapError(f"could not mark {len(uids)} committed message(s): {_text(res)}")
+
+    # ------------------------------------------------------------------ ingestion
+
+    async def _ingest(self, cursor: dict[str, Any]) -> None:
+        uids = await self._search_new(int(cursor["last_uid"]))
+        if not uids:
+            return
+        log.info("%s: %d new message(s) above UID %s", self.name, len(uids), cursor["last_uid"])
+        chunks = [uids[i:i + self.batch] for i in range(0, len(uids), self.batch)]
+        pending: list[int] = []            # committed, not yet flagged
+        next_fetch = asyncio.ensure_future(self._fetch(chunks[0]))
+        try:
+            for i, chunk in enumerate(chunks):
+                fetched = await next_fetch
+                if pending:                # flag the previous batch before the next FETCH is sent
+                    await self._acknowledge(pending)
+                    pending = []
+                next_fetch = asyncio.ensure_future(self._fetch(chunks[i + 1])) if i + 1 < len(chunks) else None
+                # Parse and commit this batch while the server sends the next one.
+                await self._commit(cursor, chunk, fetched)
+                pending = chunk
+            if pending:
+                await self._acknowledge(pending)
+        finally:
+            if next_fetch is not None and not next_fetch.done():
+                next_fetch.cancel()
+
+    async def _commit(self, cursor: dict[str, Any], chunk: list[int],
+                      fetched: list[tuple[int, datetime | None, bytes]]) -> None:
+        self.stats["fetched"] += len(fetched)
+        by_uid = {uid: (when, raw) for uid, when, raw in fetched}
+        messages: list[tuple[int, InboundMessage | None]] = []
+        for uid in chunk:
+            if uid not in by_uid:      # expunged between SEARCH and FETCH
+                continue
+            when, raw = by_uid[uid]
+            pm = parse(raw, attachment_limit=self.attachment_limit, own_addresses=self.own_addresses)
+            if pm.ours:
+                self.stats["ignored_own"] += 1
+                log.info("%s: UID %s is our own message %s coming back: ignored", self.name, uid, pm.message_id)
+                messages.append((uid, None))
+                continue
+            if pm.parse_error:
+                self.stats["quarantine"] += 1
+                log.warning("%s: UID %s cannot be read (%s): accepted for quarantine", self.name, uid, pm.parse_error)
+            meta = {"mailbox": f"{self.mailbox.user}@{self.mailbox.host}/{self.mailbox.folder}", "uid": uid,
+                    "uidvalidity": cursor["uidvalidity"]}
+            messages.append((uid, pm.to_inbound(raw, received_at=when, extra_meta=meta)))
+        last = max([int(cursor["last_uid"]), *chunk])
+        new_cursor = {**cursor, "last_uid": last}
+        results = await self._accept_all([m for _, m in messages if m is not None], new_cursor)
+        for msg, result in results:
+            self.stats["new" if result is AcceptResult.NEW else "duplicate"] += 1
+            log.info("%s: %s %s from %s (%s)", self.name, result.value, msg.external_id, mask(msg.sender.handle),
+                     msg.kind.value)
+        cursor.update(new_cursor)
+
+    async def _accept_all(self, messages: list[InboundMessage], cursor: dict[str, Any]
+                          ) -> list[tuple[InboundMessage, AcceptResult]]:
+        """Commit the batch and the checkpoint in one transaction when the inbox allows it;
+        else one accept() per message, then the checkpoint."""
+        inbox = getattr(self.intake, "inbox", self.intake)
+        results: list[tuple[InboundMessage, AcceptResult]] = []
+        if hasattr(inbox, "accept_in"):
+            async with self.sessionmaker() as session:
+                for msg in messages:
+                    results.append((msg, await inbox.accept_in(session, msg)))
+                await _save_cursor(session, self.key, cursor)
+                await session.commit()
+            arrived = getattr(inbox, "arrived", None)
+            if arrived is not None and any(r is AcceptResult.NEW for _, r in results):
+                arrived.set()
+            return results
+        for msg in messages:
+            results.append((msg, await self.intake.accept(msg)))
+        await self._store_cursor(cursor)
+        return results
+
+    async def _load_cursor(self) -> dict[str, Any]:
+        async with self.sessionmaker() as session:
+            row = await session.get(ChannelCursor, self.key)
+            return dict(row.value) if row is not None and row.value else {"last_uid": 0}
+
+    async def _store_cursor(self, cursor: dict[str, Any]) -> None:
+        async with self.sessionmaker() as session:
+            await _save_cursor(session, self.key, cursor)
+            await session.commit()
+
+
+async def _save_cursor(session: AsyncSession, key: str, value: dict[str, Any]) -> None:
+    row = await session.get(ChannelCursor, key)
+    if row is None:
+        session.add(ChannelCursor(key=key, value=dict(value)))
+    else:
+        row.value = dict(value)
+        row.updated_at = datetime.now(timezone.utc)
+    await session.flush()
+
+
+class _MailboxLock:
+    """PostgreSQL: a session-level advisory lock held by a dedicated connection while polling.
+    SQLite: one process by construction, no lock."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], key: str):
+        self.engine = sessionmaker.kw.get("bind")
+        self.lock_id = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+        self.conn = None
+        self.acquired = True
+
+    async def __aenter__(self) -> "_MailboxLock":
+        if self.engine is None or self.engine.dialect.name != "postgresql":
+            return self
+        self.conn = await self.engine.connect()
+        self.acquired = bool(await self.conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.lock_id}))
+        await self.conn.commit()      # the lock is session-level: it outlives the transaction
+        return self
+
+    async def check(self) -> None:
+        """Fail (and so reconnect) if the connection holding the lock is gone."""
+        if self.conn is not None:
+            await self.conn.execute(text("SELECT 1"))
+            await self.conn.commit()
+
+    async def __aexit__(self, *exc) -> None:
+        if self.conn is None:
+            return
+        try:
+            if self.acquired:
+                await self.conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.lock_id})
+                await self.conn.commit()
+        except Exception:  # the connection died: the server released the lock with it
+            pass
+        finally:
+            await self.conn.close()
+
+
+def uid_set(uids: list[int]) -> str:
+    """1,2,3,5,7,8 -> "1:3,5,7:8"."""
+    out, start, prev = [], None, None
+    for u in sorted(uids):
+        if start is None:
+            start = prev = u
+        elif u == prev + 1:
+            prev = u
+        else:
+            out.append(f"{start}:{prev}" if start != prev else str(start))
+            start = prev = u
+    if start is not None:
+        out.append(f"{start}:{prev}" if start != prev else str(start))
+    return ",".join(out)
+
+
+def parse_fetch(lines: list) -> list[tuple[int, datetime | None, bytes]]:
+    """(uid, internal date, raw) from aioimaplib's FETCH response lines: a line ending in
+    ``{size}``, then the literal (a bytearray), then the rest of the item list."""
+    out = []
+    i, n = 0, len(lines)
+    while i < n:
+        line = lines[i]
+        if isinstance(line, (bytes, bytearray)) and not isinstance(line, bytearray) and b"FETCH (" in line \
+                and line.rstrip().endswith(b"}") and i + 1 < n and isinstance(lines[i + 1], bytearray):
+            head = bytes(line)
+            raw = bytes(lines[i + 1])
+            tail = bytes(lines[i + 2]) if i + 2 < n and not isinstance(lines[i + 2], bytearray) else b""
+            m = _FETCH_UID.search(head) or _FETCH_UID.search(tail)
+            d = _INTERNALDATE.search(head) or _INTERNALDATE.search(tail)
+            if m:
+                out.append((int(m.group(1)), _internaldate(d.group(1)) if d else None, raw))
+            i += 2
+            continue
+        i += 1
+    return out
+
+
+def _internaldate(value: bytes) -> datetime | None:
+    try:
+        return datetime.strptime(value.decode().strip(), "%d-%b-%Y %H:%M:%S %z")
+    except ValueError:
+        return None
+
+
+def _text(res) -> str:
+    return " ".join(bytes(x).decode("utf-8", "replace") for x in res.lines if not isinstance(x, bytearray))[:300]
