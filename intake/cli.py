@@ -23,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
 
     sub.add_parser("serve", help="run the daemon (migrates, ensures a model, then serves)")
     sub.add_parser("migrate", help="apply database migrations")
+    p = sub.add_parser("work", help="run only the intake worker (more processes share the work on PostgreSQL)")
+    p.add_argument("--until-empty", action="store_true", help="exit when no item is pending")
     p = sub.add_parser("classify", help="print the classifier's suggestion for a text as JSON")
     p.add_argument("text")
 
@@ -116,6 +118,24 @@ async def _first_admin(sessionmaker):
         first = await ensure_first_admin(session)
         await session.commit()
     return first
+
+
+def cmd_work(args, settings: Settings) -> int:
+    from .runtime import Runtime
+
+    async def run() -> int:
+        rt = await Runtime.open(settings)
+        try:
+            if not args.until_empty:
+                await rt.worker.run_forever(settings.worker_idle_seconds)
+            while await rt.worker.run_once():
+                pass
+            return rt.worker.processed
+        finally:
+            await rt.close()
+
+    print(json.dumps({"processed": asyncio.run(run())}))
+    return 0
 
 
 def cmd_classify(args, settings: Settings) -> int:
@@ -221,7 +241,7 @@ def cmd_mail(args, settings: Settings) -> int:
     return main_parse(args.files, args.json)
 
 
-COMMANDS = {"serve": cmd_serve, "migrate": cmd_migrate, "classify": cmd_classify, "complaint": cmd_complaint,
+COMMANDS = {"serve": cmd_serve, "work": cmd_work, "migrate": cmd_migrate, "classify": cmd_classify, "complaint": cmd_complaint,
             "agent": cmd_agent, "train": cmd_train, "evaluate": cmd_evaluate, "model": cmd_model,
             "mail": cmd_mail}
 

@@ -8,7 +8,6 @@ from aiohttp import web
 
 from console.app import build_app
 
-from .channels import build_channels
 from .outbox import Dispatcher
 from .runtime import Runtime
 from .settings import Settings
@@ -31,8 +30,7 @@ class Kesu:
 
     async def start(self) -> "Kesu":
         rt = self.runtime = await Runtime.open(self.settings, classifier=self._classifier)
-        self.channels = build_channels(self.settings, rt.intake, rt.sessionmaker)
-        rt.services.outbound_channels = frozenset(self.channels)
+        self.channels = rt.channels
         self.dispatcher = Dispatcher(rt.sessionmaker, self.channels, max_attempts=self.settings.outbox_max_attempts,
                                      wake=rt.worker.outbox_wake)
         app = build_app(sessionmaker=rt.sessionmaker, intake=rt.intake, settings=self.settings,
@@ -57,9 +55,6 @@ class Kesu:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for channel in self.channels.values():
-            if hasattr(channel, "close"):
-                await channel.close()
         if self._runner is not None:
             await self._runner.cleanup()
         if self.runtime is not None:

@@ -15,6 +15,7 @@ from models.crypto import Keyring, configure, load_master_key
 from workflow.calendar import WorkCalendar
 from workflow.organisation import ensure_defaults
 
+from .channels import build_channels
 from .inbox import Inbox
 from .pipeline import Services
 from .port import IntakeService
@@ -40,10 +41,10 @@ class Runtime:
     worker: Worker
     intake: IntakeService
     services: Services
+    channels: dict
 
     @classmethod
-    async def open(cls, settings: Settings, *, outbound_channels: frozenset[str] = frozenset(),
-                   classifier: Classifier | None = None) -> "Runtime":
+    async def open(cls, settings: Settings, *, classifier: Classifier | None = None) -> "Runtime":
         ring = open_keyring(settings)
         engine = make_engine(settings.database_url)
         sm = make_sessionmaker(engine)
@@ -54,11 +55,18 @@ class Runtime:
             classifier = await asyncio.to_thread(Classifier.load, settings.model_dir,
                                                  review_threshold=settings.review_threshold)
         inbox = Inbox(sm)
-        services = Services(settings=settings, calendar=WorkCalendar(), keyring=ring,
-                            outbound_channels=outbound_channels)
+        services = Services(settings=settings, calendar=WorkCalendar(), keyring=ring)
         worker = Worker(sm, default_pipeline(), services, classifier, batch=settings.worker_batch,
                         max_attempts=settings.worker_max_attempts, wake=inbox.arrived)
-        return cls(settings, ring, engine, sm, classifier, inbox, worker, IntakeService(inbox, worker), services)
+        intake = IntakeService(inbox, worker)
+        # Channels are built (not started) in every process, so a worker-only process still
+        # knows which channels can carry an acknowledgement.
+        channels = build_channels(settings, intake, sm)
+        services.outbound_channels = frozenset(channels)
+        return cls(settings, ring, engine, sm, classifier, inbox, worker, intake, services, channels)
 
     async def close(self) -> None:
+        for channel in self.channels.values():
+            if hasattr(channel, "close"):
+                await channel.close()
         await self.engine.dispose()

@@ -92,3 +92,12 @@ async def sessionmaker(engine):
         await ensure_defaults(session)
         await session.commit()
     return sm
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory) -> str:
+    """A real classifier model, trained once per test run on the shipped data."""
+    from classifier import ensure_default_model
+    root = tmp_path_factory.mktemp("models")
+    ensure_default_model(root)
+    return str(root)
