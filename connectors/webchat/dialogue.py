@@ -306,7 +306,7 @@ class Dialogue:
         if slot == "product":
             if re.fullmatch(r"(?:不确定|不知道|其他|其它|说不清)[。!！\s]*", text):
                 return ""
-            if ex.is_unclear(text):
+            if ex.is_unclear(text) or _CONFIRM.match(text) or _MODIFY.search(text):
                 return None
             short = re.sub(r"^(?:我?(?:买|购买|订|用|办)的是|是|就是)", "", text).strip("。!！ ")
             return short[:64] if 2 <= len(short) <= 30 else ex.product(text)
