@@ -15,3 +15,7 @@ __all__ = [
     "OutboxItem", "Timer",
     "ChatSession", "ChatMessage",
 ]
+from .workflow import (ComplaintWorkflow, ConsoleSession, Escalation, Remedy, SolutionPlan,  # noqa: E402
+                       WorkTask)
+
+__all__ += ["ComplaintWorkflow", "ConsoleSession", "Escalation", "Remedy", "SolutionPlan", "WorkTask"]
