@@ -22,14 +22,23 @@ def format_number(day: str, department: str, serial: int) -> str:
     return f"{day}-{department}-{serial:04d}"
 
 
-async def next_number(session: AsyncSession, department: str, when: datetime) -> str:
-    day = when.astimezone(SHANGHAI).strftime("%Y%m%d")
+def shanghai_day(when: datetime) -> str:
+    return when.astimezone(SHANGHAI).strftime("%Y%m%d")
+
+
+async def reserve_serials(session: AsyncSession, day: str, department: str, count: int) -> int:
+    """Reserve `count` consecutive serials; returns the first. One statement, one row lock."""
     dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(DailySerial).values(day=day, department_code=department, last=1)
+    stmt = dialect.insert(DailySerial).values(day=day, department_code=department, last=count)
     stmt = stmt.on_conflict_do_update(index_elements=["day", "department_code"],
-                                      set_={"last": DailySerial.last + 1}).returning(DailySerial.last)
-    serial = (await session.execute(stmt)).scalar_one()
-    return format_number(day, department, serial)
+                                      set_={"last": DailySerial.last + count}).returning(DailySerial.last)
+    last = (await session.execute(stmt)).scalar_one()
+    return last - count + 1
+
+
+async def next_number(session: AsyncSession, department: str, when: datetime) -> str:
+    day = shanghai_day(when)
+    return format_number(day, department, await reserve_serials(session, day, department, 1))
 
 
 def find_numbers(text: str | None) -> list[str]:

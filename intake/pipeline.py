@@ -42,9 +42,18 @@ class Context:
     identities: list[tuple[str, str]] = field(default_factory=list)   # (kind, value) of the sender
     trace: list[dict[str, Any]] = field(default_factory=list)
     stop: bool = False                # a step decided nothing further applies (e.g. an auto-reply)
+    batch: Any = None                 # intake.batch.Batch: look-ups shared by the whole batch
+    added: list[Any] = field(default_factory=list)   # rows this item added (removed again if it fails)
 
-    def note(self, step: str, decision: str, **data: Any) -> None:
-        self.trace.append({"step": step, "decision": decision, **data})
+    def note(self, step: str, decision: str, **data: Any) -> dict[str, Any]:
+        entry = {"step": step, "decision": decision, **data}
+        self.trace.append(entry)
+        return entry
+
+    def add(self, row: Any) -> Any:
+        self.session.add(row)
+        self.added.append(row)
+        return row
 
 
 class Step(Protocol):

@@ -1,26 +1,33 @@
 """The intake worker: claim pending inbox items, run the pipeline, finish them, in one transaction.
 
 A batch is claimed and processed inside a single transaction (PostgreSQL: FOR UPDATE SKIP
-LOCKED, so several processes share the work; SQLite: BEGIN IMMEDIATE, one writer). Each item
-runs in its own SAVEPOINT, so one bad item does not undo the others. A process killed mid-batch
-rolls the whole batch back: its items are simply pending again, never half done.
+LOCKED, so several processes share the work; SQLite: BEGIN IMMEDIATE, one writer). The steps
+only add rows; the worker then numbers the batch's new complaints and writes everything in a
+couple of flushes. A process killed mid-batch rolls the whole batch back: its items are simply
+pending again, never half done. If the batch cannot be written (e.g. another process created
+the same customer at the same moment), each item is tried again in a transaction of its own,
+so one bad item only delays itself.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import defaultdict
 from datetime import timedelta
 from typing import Any, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from connectors.base import backoff_delay
-from models import Complaint, InboxItem, utcnow
+from models import Complaint, CustomerIdentity, InboxItem, utcnow
 from models.crypto import mask
 
+from .batch import Batch, identity_keys_of
 from .inbox import message_from_dict
+from .numbering import NUMBER_RE, format_number, reserve_serials, shanghai_day
 from .pipeline import Context, Pipeline, Quarantine, Services
+from .steps.customer import identities_of
 
 log = logging.getLogger(__name__)
 
@@ -60,21 +67,53 @@ class Worker:
                     pass
 
     async def run_once(self) -> int:
-        """Claim and process one batch; returns how many items it finished."""
+        """Claim and process one batch; returns how many items it took."""
         async with self.sessionmaker() as session:
-            stmt = (select(InboxItem).where(InboxItem.status == "pending", InboxItem.next_attempt_at <= utcnow())
-                    .order_by(InboxItem.id).limit(self.batch))
-            if session.bind.dialect.name == "postgresql":
-                stmt = stmt.with_for_update(skip_locked=True)
-            items = (await session.scalars(stmt)).all()
+            items = (await session.scalars(self._due(session))).all()
             if not items:
                 await session.commit()
                 return 0
-            await self.process(session, items)
-            await session.commit()
+            ids = [item.id for item in items]
+            try:
+                await self.process(session, items)
+                await session.commit()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                await session.rollback()
+                log.warning("batch of %d could not be written (%s); processing its items one by one",
+                            len(ids), type(exc).__name__)
+                for item_id in ids:
+                    await self._process_alone(item_id)
         self.outbox_wake.set()
-        self.processed += len(items)
-        return len(items)
+        self.processed += len(ids)
+        return len(ids)
+
+    def _due(self, session: AsyncSession):
+        stmt = (select(InboxItem).where(InboxItem.status == "pending", InboxItem.next_attempt_at <= utcnow())
+                .order_by(InboxItem.id).limit(self.batch))
+        if session.bind.dialect.name == "postgresql":
+            stmt = stmt.with_for_update(skip_locked=True)
+        return stmt
+
+    async def _process_alone(self, item_id: int) -> None:
+        try:
+            async with self.sessionmaker() as session:
+                stmt = select(InboxItem).where(InboxItem.id == item_id, InboxItem.status == "pending")
+                if session.bind.dialect.name == "postgresql":
+                    stmt = stmt.with_for_update(skip_locked=True)
+                item = await session.scalar(stmt)
+                if item is not None:
+                    await self.process(session, [item])
+                    await session.commit()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            async with self.sessionmaker() as session:
+                item = await session.get(InboxItem, item_id)
+                if item is not None and item.status == "pending":
+                    self._retry_later(item, exc)
+                    await session.commit()
 
     async def process_one(self, channel: str, external_id: str) -> str | None:
         """Process one accepted item now (or wait for whoever holds it); return its complaint number."""
@@ -85,38 +124,105 @@ class Worker:
             item = await session.scalar(stmt)
             if item is None:
                 return None
+            item_id = item.id
             if item.status == "pending":
-                await self.process(session, [item])
-            number = await _number_of(session, item)
+                try:
+                    await self.process(session, [item])
+                    await session.commit()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    await session.rollback()
+                    await self._process_alone(item_id)
+        async with self.sessionmaker() as session:
+            number = await session.scalar(select(Complaint.number).join(
+                InboxItem, InboxItem.complaint_id == Complaint.id).where(InboxItem.id == item_id))
             await session.commit()
-            return number
+        return number
 
     async def process(self, session: AsyncSession, items: Sequence[InboxItem]) -> None:
-        readable = []
+        """Run the pipeline over the items and write the results (the caller commits)."""
+        contexts = self._contexts(session, items)
+        if not contexts:
+            await session.flush()
+            return
+        suggestions = await self._classify([ctx.msg.text or "" for ctx in contexts])
+        batch = await self._prefetch(session, contexts)
+        with session.no_autoflush:
+            for ctx, suggestion in zip(contexts, suggestions):
+                ctx.suggestion, ctx.batch = suggestion, batch
+                try:
+                    await self.pipeline.run(ctx)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    self._undo(ctx)
+                    if isinstance(exc, Quarantine):
+                        self._quarantine(ctx.item, str(exc), ctx.trace)
+                    else:
+                        self._retry_later(ctx.item, exc)
+                    continue
+                item = ctx.item
+                item.status, item.finished_at, item.trace = "done", utcnow(), ctx.trace
+                item.complaint = ctx.complaint
+                if ctx.complaint is not None and not ctx.threaded:
+                    ctx.complaint.trace = ctx.trace
+        with session.no_autoflush:
+            await self._number(session, batch)
+        await session.flush()     # customers and complaints: their ids are known after this
+        with session.no_autoflush:
+            for customer, kind, value_hash, value in batch.identities:
+                batch.insert(CustomerIdentity, customer_id=customer.id, kind=kind, value_hash=value_hash,
+                             value=value, created_at=utcnow())
+            for reg in batch.registrations:
+                for finish in reg.finish:
+                    finish()
+        await session.flush()
+        for model, rows in batch.rows.items():
+            await session.execute(insert(model), rows)
+
+    def _contexts(self, session: AsyncSession, items: Sequence[InboxItem]) -> list[Context]:
+        contexts = []
         for item in items:
             try:
-                readable.append((item, message_from_dict(item.message, item.raw)))
+                msg = message_from_dict(item.message, item.raw)
             except Exception as exc:  # a stored row we cannot decode: keep it for an agent
                 self._quarantine(item, f"stored message unreadable: {exc!r}", [])
-        suggestions = await self._classify([m.text or "" for _, m in readable])
-        for (item, msg), suggestion in zip(readable, suggestions):
-            ctx = Context(session=session, item=item, msg=msg, services=self.services, suggestion=suggestion)
-            try:
-                async with session.begin_nested():
-                    await self.pipeline.run(ctx)
-                    item.status, item.finished_at, item.trace = "done", utcnow(), ctx.trace
-                    item.complaint_id = ctx.complaint.id if ctx.complaint else None
-                    if ctx.complaint is not None and not ctx.threaded:
-                        ctx.complaint.trace = ctx.trace
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                # The savepoint rolled back and expired the item: reload it before recording why.
-                await session.refresh(item)
-                if isinstance(exc, Quarantine):
-                    self._quarantine(item, str(exc), ctx.trace)
-                else:
-                    self._retry_later(item, exc)
+                continue
+            contexts.append(Context(session=session, item=item, msg=msg, services=self.services))
+        return contexts
+
+    async def _prefetch(self, session: AsyncSession, contexts: list[Context]) -> Batch:
+        ring = self.services.keyring
+        keys, numbers, recipients = set(), set(), set()
+        for ctx in contexts:
+            keys.update(identity_keys_of(ring, identities_of(ctx.msg)))
+            numbers.update(ref for ref in ctx.msg.thread_refs if NUMBER_RE.fullmatch(ref))
+            recipients.add(ring.blind_index(ctx.msg.channel, ctx.msg.sender.handle))
+        oldest = min(ctx.msg.received_at for ctx in contexts)
+        return await Batch.prefetch(session, keys, numbers, recipients, oldest)
+
+    async def _number(self, session: AsyncSession, batch: Batch) -> None:
+        """Give the batch's new complaints consecutive numbers: one statement per department.
+        Departments are locked in a fixed order, so two processes never deadlock."""
+        day = shanghai_day(utcnow())
+        by_department = defaultdict(list)
+        for reg in batch.registrations:
+            by_department[reg.department].append(reg)
+        for department in sorted(by_department):
+            regs = by_department[department]
+            first = await reserve_serials(session, day, department, len(regs))
+            for offset, reg in enumerate(regs):
+                reg.complaint.number = format_number(day, department, first + offset)
+                reg.trace_entry["decision"] = reg.complaint.number
+
+    def _undo(self, ctx: Context) -> None:
+        """Take back what a failed item added (customers it created stay: they are real)."""
+        ctx.batch.forget(ctx)
+        for row in ctx.added:
+            if row in ctx.session:
+                ctx.session.expunge(row)
+        ctx.added.clear()
 
     @staticmethod
     def _quarantine(item: InboxItem, reason: str, trace: list) -> None:
@@ -137,9 +243,3 @@ class Worker:
     async def _classify(self, texts: list[str]) -> list[Any]:
         # Off the event loop: a slow batch must never stall the connectors.
         return await asyncio.get_running_loop().run_in_executor(None, self.classifier.suggest_many, texts)
-
-
-async def _number_of(session: AsyncSession, item: InboxItem) -> str | None:
-    if item.complaint_id is None:
-        return None
-    return await session.scalar(select(Complaint.number).where(Complaint.id == item.complaint_id))

@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, UTCDateTime, utcnow
 from .crypto import EncryptedBytes, EncryptedJSON, EncryptedText
@@ -47,6 +47,8 @@ class Complaint(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # Relationships let a whole batch be inserted in one flush (foreign keys resolved then).
+    customer: Mapped["Customer | None"] = relationship(lazy="raise")
 
 
 class ComplaintMessage(Base):
@@ -64,6 +66,7 @@ class ComplaintMessage(Base):
     inbox_item_id: Mapped[int | None] = mapped_column(ForeignKey("inbox_items.id"))
     outbox_item_id: Mapped[int | None] = mapped_column(ForeignKey("outbox_items.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    complaint: Mapped[Complaint] = relationship(lazy="raise")
 
 
 class StoredAttachment(Base):
@@ -76,6 +79,7 @@ class StoredAttachment(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     data: Mapped[bytes | None] = mapped_column(EncryptedBytes)
     note: Mapped[str | None] = mapped_column(String(255))
+    message: Mapped[ComplaintMessage] = relationship(lazy="raise")
 
 
 class DailySerial(Base):

@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, UTCDateTime, utcnow
 from .crypto import EncryptedBytes, EncryptedJSON
@@ -35,6 +35,7 @@ class InboxItem(Base):
     complaint_id: Mapped[int | None] = mapped_column(ForeignKey("complaints.id"))
     trace: Mapped[list[Any]] = mapped_column(JSON, default=list)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    complaint: Mapped["Complaint | None"] = relationship(lazy="raise")
 
 
 class OutboxItem(Base):
@@ -59,6 +60,7 @@ class OutboxItem(Base):
     external_id: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    complaint: Mapped["Complaint | None"] = relationship(lazy="raise")
 
 
 class Timer(Base):
@@ -73,6 +75,7 @@ class Timer(Base):
     cancelled: Mapped[bool] = mapped_column(default=False)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     dedupe_key: Mapped[str] = mapped_column(String(255), unique=True)
+    complaint: Mapped["Complaint | None"] = relationship(lazy="raise")
 
 
 class ChannelCursor(Base):
@@ -95,3 +98,4 @@ class AuditEvent(Base):
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     detail: Mapped[str | None] = mapped_column(Text)
+    complaint: Mapped["Complaint | None"] = relationship(lazy="raise")

@@ -1,10 +1,9 @@
 from __future__ import annotations
 
-from sqlalchemy import select, tuple_
-
-from connectors.base import MessageKind
+from connectors.base import InboundMessage, MessageKind
+from intake.batch import identity_keys_of
 from intake.pipeline import Context
-from models import Customer, CustomerIdentity
+from models import Customer
 from models.crypto import mask, normalize_identity
 
 # Channels whose sender handle is itself an identity of its own kind.
@@ -12,19 +11,19 @@ _HANDLE_IS_CONTACT = {"email": "email"}
 _NO_HANDLE_IDENTITY = {"phone", "walk_in"}
 
 
-def identities_of(ctx: Context) -> list[tuple[str, str]]:
-    msg, found = ctx.msg, []
-    kind = _HANDLE_IS_CONTACT.get(msg.channel, msg.channel)
+def identities_of(msg: InboundMessage) -> list[tuple[str, str]]:
+    """(kind, value) pairs that identify the sender: channel handle, e-mail, phone."""
+    found = []
     if msg.channel not in _NO_HANDLE_IDENTITY and msg.sender.handle:
-        found.append((kind, msg.sender.handle))
+        found.append((_HANDLE_IS_CONTACT.get(msg.channel, msg.channel), msg.sender.handle))
     if msg.sender.email:
         found.append(("email", msg.sender.email))
     if msg.sender.phone:
         found.append(("phone", msg.sender.phone))
     unique: dict[tuple[str, str], tuple[str, str]] = {}
-    for k, v in found:
-        if normalize_identity(k, v):
-            unique.setdefault((k, normalize_identity(k, v)), (k, v))
+    for kind, value in found:
+        if normalize_identity(kind, value):
+            unique.setdefault((kind, normalize_identity(kind, value)), (kind, value))
     return list(unique.values())
 
 
@@ -33,28 +32,25 @@ class LinkCustomer:
     name = "link_customer"
 
     async def run(self, ctx: Context) -> None:
-        ring, session, msg = ctx.services.keyring, ctx.session, ctx.msg
-        ctx.identities = identities_of(ctx)
-        hashed = {(k, ring.blind_index(k, v)): (k, v) for k, v in ctx.identities}
-        known = (await session.execute(
-            select(CustomerIdentity.kind, CustomerIdentity.value_hash, CustomerIdentity.customer_id)
-            .where(tuple_(CustomerIdentity.kind, CustomerIdentity.value_hash).in_(list(hashed)))
-            .order_by(CustomerIdentity.customer_id))).all() if hashed else []
+        msg, known_map = ctx.msg, ctx.batch.customers
+        ctx.identities = identities_of(msg)
+        keys = identity_keys_of(ctx.services.keyring, ctx.identities)
+        known = [known_map[k] for k in keys if k in known_map]
         if known:
-            ctx.customer = await session.get(Customer, known[0].customer_id)
-        elif msg.kind is MessageKind.MESSAGE and hashed:
+            # The longest-known customer wins when identities point at several.
+            ctx.customer = min(known, key=lambda c: (c.id is None, c.id or 0))
+        elif msg.kind is MessageKind.MESSAGE and keys:
             ctx.customer = Customer(name=msg.sender.name, phone=msg.sender.phone, email=msg.sender.email,
                                     region=msg.meta.get("region"))
-            session.add(ctx.customer)
-            await session.flush()
+            ctx.session.add(ctx.customer)
         if ctx.customer is None:
-            ctx.note(self.name, "no customer", reason="unknown sender of a non-message" if hashed else "no contact")
+            ctx.note(self.name, "no customer", reason="unknown sender of a non-message" if keys else "no contact")
             return
         self._fill_missing(ctx)
-        have = {(r.kind, r.value_hash) for r in known if r.customer_id == ctx.customer.id}
-        for key, (kind, value) in hashed.items():
-            if key not in have and all(r.kind != key[0] or r.value_hash != key[1] for r in known):
-                session.add(CustomerIdentity(customer_id=ctx.customer.id, kind=kind, value_hash=key[1], value=value))
+        for key, (kind, value) in zip(keys, ctx.identities):
+            if key not in known_map:
+                ctx.batch.identities.append((ctx.customer, kind, key[1], value))
+                known_map[key] = ctx.customer
         ctx.note(self.name, "linked" if known else "new customer", customer_id=ctx.customer.id,
                  identities=[f"{k}:{mask(v)}" for k, v in ctx.identities])
 

@@ -1,50 +1,46 @@
 from __future__ import annotations
 
-from intake.numbering import next_number
 from intake.pipeline import Context
-from models import Complaint, ComplaintMessage, Timer, utcnow
-from workflow import audit
+from models import AuditEvent, Complaint, Timer, utcnow
 from workflow.sla import deadlines
 from workflow.timers import warning_time
 
-from .thread import add_attachments
+from .thread import add_message
 
 
 class Register:
-    """Give the complaint its number, SLA deadlines and timers."""
+    """Create the complaint with its SLA deadlines; its number, first message and timers follow
+    once the worker has numbered the whole batch."""
     name = "register"
 
     async def run(self, ctx: Context) -> None:
-        msg, s, session = ctx.msg, ctx.suggestion, ctx.session
-        now = utcnow()
-        number = await next_number(session, ctx.department, now)
+        msg, s = ctx.msg, ctx.suggestion
         response_due, resolve_due = deadlines(s.urgency, msg.received_at, ctx.services.calendar)
-        complaint = Complaint(
-            number=number, customer_id=ctx.customer.id if ctx.customer else None, channel=msg.channel,
-            status="registered", category=s.category, urgency=s.urgency,
-            category_confidence=s.category_confidence, urgency_confidence=s.urgency_confidence,
+        complaint = ctx.add(Complaint(
+            customer=ctx.customer, channel=msg.channel, status="registered", category=s.category,
+            urgency=s.urgency, category_confidence=s.category_confidence, urgency_confidence=s.urgency_confidence,
             needs_review=s.needs_review, suggestion=s.to_dict(), department_code=ctx.department,
             subject=msg.subject, text=ctx.text, product=_meta(msg, "product", 128), order_no=_meta(msg, "order_no", 64),
             region=_meta(msg, "region", 64) or (ctx.customer.region if ctx.customer else None),
-            reply_to=msg.reply_to or None, trace=[], received_at=msg.received_at, registered_at=now,
-            response_due=response_due, resolve_due=resolve_due)
-        session.add(complaint)
-        await session.flush()
-        message = ComplaintMessage(complaint_id=complaint.id, direction="in", kind="message", channel=msg.channel,
-                                   author="customer", subject=msg.subject, text=ctx.text,
-                                   message_id=msg.external_id[:255], inbox_item_id=ctx.item.id)
-        session.add(message)
-        await session.flush()
-        add_attachments(ctx, message)
-        for kind, start, due in (("response_warning", msg.received_at, response_due),
-                                 ("resolution_warning", msg.received_at, resolve_due)):
-            session.add(Timer(complaint_id=complaint.id, kind=kind, due_at=warning_time(start, due),
-                              payload={"deadline": due.isoformat()}, dedupe_key=f"{kind}:{complaint.id}"))
-        audit.record(session, msg.meta.get("actor", "system"), "registered", complaint_id=complaint.id,
-                     after={"number": number, "category": s.category, "urgency": s.urgency,
-                            "department": ctx.department, "channel": msg.channel})
+            reply_to=msg.reply_to or None, trace=ctx.trace, received_at=msg.received_at, registered_at=utcnow(),
+            response_due=response_due, resolve_due=resolve_due))
         ctx.complaint = complaint
-        ctx.note(self.name, number, response_due=response_due.isoformat(), resolve_due=resolve_due.isoformat())
+        entry = ctx.note(self.name, "numbered with the batch", response_due=response_due.isoformat(),
+                         resolve_due=resolve_due.isoformat())
+        reg = ctx.batch.register(ctx, complaint, ctx.department, entry)
+
+        def finish() -> None:
+            add_message(ctx, complaint, kind="message", author="customer")
+            for kind, due in (("response_warning", response_due), ("resolution_warning", resolve_due)):
+                ctx.batch.insert(Timer, complaint_id=complaint.id, kind=kind, due_at=warning_time(msg.received_at, due),
+                                 payload={"deadline": due.isoformat()}, dedupe_key=f"{kind}:{complaint.id}",
+                                 cancelled=False)
+            ctx.batch.insert(AuditEvent, at=utcnow(), actor=msg.meta.get("actor", "system"), action="registered",
+                             complaint_id=complaint.id,
+                             after={"number": complaint.number, "category": s.category, "urgency": s.urgency,
+                                    "department": ctx.department, "channel": msg.channel})
+
+        reg.finish.append(finish)
 
 
 def _meta(msg, key: str, limit: int) -> str | None:

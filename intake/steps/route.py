@@ -1,9 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from intake.pipeline import Context
-from models import RoutingRule
 from workflow.organisation import FALLBACK_DEPARTMENT
 
 
@@ -12,7 +9,6 @@ class Route:
     name = "route"
 
     async def run(self, ctx: Context) -> None:
-        category = ctx.suggestion.category
-        code = await ctx.session.scalar(select(RoutingRule.department_code).where(RoutingRule.category == category))
+        code = ctx.batch.routes.get(ctx.suggestion.category)
         ctx.department = code or FALLBACK_DEPARTMENT
-        ctx.note(self.name, ctx.department, rule=category if code else "fallback")
+        ctx.note(self.name, ctx.department, rule=ctx.suggestion.category if code else "fallback")
