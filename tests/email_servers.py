@@ -8,6 +8,8 @@ fails the run under CI=true and skips elsewhere.
 from __future__ import annotations
 
 import asyncio
+import base64
+import csv
 import datetime as dt
 import ipaddress
 import itertools
@@ -336,3 +338,45 @@ def close_client(client) -> None:
     transport = getattr(client.protocol, "transport", None)
     if transport is not None:
         transport.close()
+
+
+# ---------------------------------------------------------------- realistic complaint mail
+
+LABELLED = Path(__file__).resolve().parents[2] / "shared" / "data" / "labelled" / "complaints.csv"
+
+
+def complaint_texts(n: int) -> list[str]:
+    with open(LABELLED, encoding="utf-8") as fh:
+        texts = [row["text"] for row in csv.DictReader(fh) if row["text"].strip()]
+    return [texts[i % len(texts)] for i in range(n)]
+
+
+def complaint_mail(i: int, text: str, sender: str | None = None) -> bytes:
+    """A realistic complaint mail: GB2312, HTML with quoted history, multipart with a photo, or UTF-8."""
+    sender = sender or f"c{i}@example.cn"
+    subject = f"投诉 {i}：{text[:12]}"
+    head = (f"From: =?utf-8?B?{base64.b64encode(f'客户{i}'.encode()).decode()}?= <{sender}>\r\n"
+            f"To: cs@kesu.example\r\nMessage-ID: <mail.{i}.{time.time_ns()}@example.cn>\r\n"
+            f"Date: Sun, 22 Nov 2026 10:{i % 60:02d}:00 +0800\r\nMIME-Version: 1.0\r\n")
+    if i % 4 == 0:      # old client: GB2312 everywhere
+        try:
+            return (head + f"Subject: =?gb2312?B?{base64.b64encode(subject.encode('gb18030')).decode()}?=\r\n"
+                    "Content-Type: text/plain; charset=gb2312\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+                    ).encode() + text.encode("gb18030") + b"\r\n"
+        except UnicodeEncodeError:
+            pass
+    subj = f"Subject: =?utf-8?B?{base64.b64encode(subject.encode()).decode()}?=\r\n"
+    if i % 4 == 1:      # HTML only, with a quoted history to trim
+        html = (f"<html><body><div>{text}</div><div class='gmail_quote'>在 2026年11月21日 写道："
+                "<blockquote>上一封邮件</blockquote></div></body></html>")
+        return (head + subj + "Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+                + base64.encodebytes(html.encode()).decode().replace("\n", "\r\n")).encode()
+    if i % 4 == 2:      # multipart with a small attachment
+        photo = base64.encodebytes(os.urandom(3000)).decode().replace("\n", "\r\n")
+        return (head + subj + "Content-Type: multipart/mixed; boundary=BB\r\n\r\n--BB\r\n"
+                "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+                + text + "\r\n--BB\r\nContent-Type: image/jpeg; name=photo.jpg\r\n"
+                "Content-Disposition: attachment; filename=photo.jpg\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+                + photo + "\r\n--BB--\r\n").encode()
+    return (head + subj + "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+            ).encode() + text.encode() + b"\r\n"

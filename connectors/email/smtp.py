@@ -16,17 +16,19 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, parseaddr
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiosmtplib
 from jinja2 import Environment, FileSystemLoader, TemplateError
 
 from connectors.base import OutboundMessage, PermanentSendError, SendResult, TransientSendError
-from intake.settings import SmtpSettings
 from models.crypto import keyring, mask
 
 from .headers import clean_address
 from .msgid import NUMBER, make_message_id
+
+if TYPE_CHECKING:   # settings live in intake; connectors only read them
+    from intake.settings import SmtpSettings
 
 log = logging.getLogger(__name__)
 
