@@ -13,7 +13,6 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 
 from connectors.base import InboundMessage, Sender
@@ -94,9 +93,8 @@ async def test_two_worker_processes_share_1000_items_on_postgresql(pg_url, model
     await check_exactly_once(pg_url, N)
 
 
-@pytest.mark.parametrize("engine_name", ["sqlite", "postgresql"])
-async def test_kill_9_mid_batch_then_restart_processes_each_item_once(request, engine_name, model_dir, tmp_path):
-    url = request.getfixturevalue("sqlite_url" if engine_name == "sqlite" else "pg_url")
+async def test_kill_9_mid_batch_then_restart_processes_each_item_once(db_url, model_dir, tmp_path):
+    url = db_url
     await seed(url, N)
     env = env_for(url, model_dir, tmp_path)
     engine = make_engine(url)
