@@ -268,3 +268,35 @@ async def test_kill_9_during_ingestion_then_restart_registers_and_acknowledges_e
         assert len(received) == N, Counter(str(r.message["Message-ID"]) for r in received).most_common(3)
     finally:
         await db.close()
+
+
+async def test_every_corpus_mail_through_the_daemon_is_registered_recorded_or_quarantined_with_a_reason(
+        sqlite_url, model_dir, dovecot, smtp_server, tmp_path):
+    corpus = Path(__file__).resolve().parents[3] / "shared" / "data" / "mail"
+    raws = [p.read_bytes() for p in sorted(corpus.rglob("*")) if p.is_file()]
+    raws = [r for r in raws if r.strip()]          # IMAP cannot store an empty message
+    expected = {parse(r).external_id for r in raws if not parse(r).ours}   # Message-ID dedup across the corpus
+    box = dovecot.settings(dovecot.user(), poll_seconds=5)
+    for i in range(0, len(raws), 100):
+        await imap_append(box, raws[i:i + 100])
+    db = Db(sqlite_url)
+    try:
+        async with Kesu(settings_for(sqlite_url, model_dir, box, smtp_server, tmp_path)):
+            await db.settled(len(expected))
+            rows = await db.all(select(InboxItem.external_id, InboxItem.status, InboxItem.kind,
+                                       InboxItem.complaint_id, InboxItem.last_error))
+    finally:
+        await db.close()
+    # Messages without a Message-ID are known by a digest of the bytes the server returns
+    # (Dovecot hands them back with CRLF line ends), the others by their Message-ID.
+    got = {r.external_id for r in rows}
+    assert {x for x in got if not x.startswith("sha256:")} == {x for x in expected if not x.startswith("sha256:")}
+    assert len(got) == len(expected)
+    statuses = Counter(r.status for r in rows)
+    assert set(statuses) <= {"done", "quarantined"}, statuses
+    for r in rows:
+        if r.status == "quarantined":
+            assert r.last_error and len(r.last_error) > 5
+        elif r.kind == "message":
+            assert r.complaint_id is not None, r
+    assert statuses["done"] > statuses["quarantined"] > 0
