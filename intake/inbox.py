@@ -44,32 +44,87 @@ def message_from_dict(d: dict[str, Any], raw: bytes | None = None) -> InboundMes
 
 
 class Inbox:
+    """`accept()` calls that arrive while a commit is under way are committed together in the
+    next transaction (group commit): each caller still returns only after its own row is committed,
+    but many concurrent connectors share one transaction instead of queueing for one each."""
+
+    max_group = 128
+
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]):
         self.sessionmaker = sessionmaker
         self.arrived = asyncio.Event()   # wakes the worker early; it also polls, so this is only a hint
+        self._waiting: list[tuple[InboundMessage, asyncio.Future]] = []
+        self._committer: asyncio.Task | None = None
 
     async def accept(self, msg: InboundMessage) -> AcceptResult:
         if not msg.channel or not msg.external_id:
             raise ValueError("an inbound message needs a channel and an external id")
-        async with self.sessionmaker() as session:
-            result = await self.accept_in(session, msg)
-            await session.commit()
-        if result is AcceptResult.NEW:
-            self.arrived.set()
+        done = asyncio.get_running_loop().create_future()
+        self._waiting.append((msg, done))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_waiting())
+        # shield: a caller that gives up does not undo a commit already under way (a redelivery
+        # of the message is then a DUPLICATE, which is what the source needs to hear).
+        result = await asyncio.shield(done)
         log.info("inbox %s %s:%s from %s", result.value, msg.channel, msg.external_id, mask(msg.sender.handle))
         return result
 
+    async def _commit_waiting(self) -> None:
+        group: list = []
+        try:
+            while self._waiting:
+                group, self._waiting = self._waiting[:self.max_group], self._waiting[self.max_group:]
+                if not await self._commit_group(group) and len(group) > 1:
+                    for one in group:      # one bad message must not fail the others: commit each alone
+                        await self._commit_group([one])
+        except BaseException:              # shutting down: nobody may wait forever
+            for _, future in group + self._waiting:
+                _settle(future, exc=RuntimeError("the inbox is shutting down; the message was not accepted"))
+            self._waiting = []
+            raise
+
+    async def _commit_group(self, group: list[tuple[InboundMessage, asyncio.Future]]) -> bool:
+        """Commit the group in one transaction and settle its callers; False if it failed
+        (a group of one is then settled with the error)."""
+        try:
+            async with self.sessionmaker() as session:
+                results = await self.accept_many_in(session, [m for m, _ in group])
+                await session.commit()
+        except Exception as exc:
+            if len(group) == 1:
+                _settle(group[0][1], exc=exc)
+            else:
+                log.warning("inbox group of %d failed (%s); committing each alone", len(group), type(exc).__name__)
+            return False
+        self._settle_group(group, results)
+        return True
+
+    def _settle_group(self, group, results: list[AcceptResult]) -> None:
+        for (_, future), result in zip(group, results):
+            _settle(future, result=result)
+        if AcceptResult.NEW in results:
+            self.arrived.set()
+
     async def accept_in(self, session: AsyncSession, msg: InboundMessage) -> AcceptResult:
         """Insert within the caller's transaction (the caller commits before acknowledging)."""
-        values = dict(channel=msg.channel, external_id=msg.external_id[:255], kind=msg.kind.value,
-                      status="pending", message=message_to_dict(msg), raw=msg.raw or None,
-                      received_at=msg.received_at, accepted_at=utcnow(), attempts=0, next_attempt_at=utcnow(),
-                      trace=[])
+        return (await self.accept_many_in(session, [msg]))[0]
+
+    async def accept_many_in(self, session: AsyncSession, msgs: list[InboundMessage]) -> list[AcceptResult]:
+        now = utcnow()
+        rows = [dict(channel=m.channel, external_id=m.external_id[:255], kind=m.kind.value, status="pending",
+                     message=message_to_dict(m), raw=m.raw or None, received_at=m.received_at, accepted_at=now,
+                     attempts=0, next_attempt_at=now, trace=[]) for m in msgs]
         dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
-        stmt = dialect.insert(InboxItem).values(**_bind(values)).on_conflict_do_nothing(
-            index_elements=["channel", "external_id"])
-        res = await session.execute(stmt)
-        return AcceptResult.NEW if res.rowcount == 1 else AcceptResult.DUPLICATE
+        stmt = (dialect.insert(InboxItem).values(rows)
+                .on_conflict_do_nothing(index_elements=["channel", "external_id"])
+                .returning(InboxItem.channel, InboxItem.external_id))
+        inserted = {tuple(r) for r in (await session.execute(stmt)).all()}
+        results = []
+        for row in rows:
+            key = (row["channel"], row["external_id"])
+            results.append(AcceptResult.NEW if key in inserted else AcceptResult.DUPLICATE)
+            inserted.discard(key)     # the same message twice in one group: the second is a duplicate
+        return results
 
     async def outcome(self, channel: str, external_id: str) -> tuple[str, str | None] | None:
         """(status, complaint number) of an accepted message, or None if never seen."""
@@ -81,6 +136,9 @@ class Inbox:
         return (row[0], row[1]) if row else None
 
 
-def _bind(values: dict[str, Any]) -> dict[str, Any]:
-    # Core inserts bypass the ORM, but column types (encryption, UTC) still apply by column.
-    return values
+def _settle(future: asyncio.Future, *, result: AcceptResult | None = None, exc: Exception | None = None) -> None:
+    if not future.done():
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)

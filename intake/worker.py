@@ -16,11 +16,11 @@ from collections import defaultdict
 from datetime import timedelta
 from typing import Any, Sequence
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from connectors.base import backoff_delay
-from models import Complaint, CustomerIdentity, InboxItem, utcnow
+from models import Complaint, Customer, CustomerIdentity, InboxItem, utcnow
 from models.crypto import mask
 
 from .batch import Batch, identity_keys_of
@@ -169,6 +169,8 @@ class Worker:
                     ctx.complaint.trace = ctx.trace
         with session.no_autoflush:
             await self._number(session, batch)
+            if session.bind.dialect.name == "sqlite":
+                await _assign_ids(session)
         await session.flush()     # customers and complaints: their ids are known after this
         with session.no_autoflush:
             for customer, kind, value_hash, value in batch.identities:
@@ -243,3 +245,15 @@ class Worker:
     async def _classify(self, texts: list[str]) -> list[Any]:
         # Off the event loop: a slow batch must never stall the connectors.
         return await asyncio.get_running_loop().run_in_executor(None, self.classifier.suggest_many, texts)
+
+
+async def _assign_ids(session: AsyncSession) -> None:
+    """SQLite cannot return generated ids for a multi-row INSERT in order, so the ORM would insert
+    new rows one statement each. The batch holds SQLite's only write lock (BEGIN IMMEDIATE), so it
+    can number them itself and let them go in one statement per table."""
+    for model in (Customer, Complaint):
+        new = [row for row in session.new if isinstance(row, model) and row.id is None]
+        if new:
+            last = await session.scalar(select(func.coalesce(func.max(model.id), 0)))
+            for offset, row in enumerate(new, start=1):
+                row.id = last + offset

@@ -30,3 +30,18 @@ async def test_accepted_message_round_trips_with_raw(sessionmaker):
     assert item.status == "pending"
     assert await inbox.outcome("email", "m-1") == ("pending", None)
     assert await inbox.outcome("email", "nope") is None
+
+
+async def test_concurrent_accepts_commit_together_and_a_bad_message_fails_alone(sessionmaker):
+    import asyncio
+    inbox = Inbox(sessionmaker)
+    good = [_msg(f"g{i % 150}") for i in range(200)]          # 50 of them are redeliveries
+    bad = InboundMessage(channel="email", external_id="bad", sender=Sender("a@example.com"), text="x",
+                         received_at=datetime.now(timezone.utc), raw="not bytes")
+    results = await asyncio.gather(*(inbox.accept(m) for m in good[:100] + [bad] + good[100:]),
+                                   return_exceptions=True)
+    assert isinstance(results[100], Exception) and "encoding" in str(results[100])
+    ok = results[:100] + results[101:]
+    assert ok.count(AcceptResult.NEW) == 150 and ok.count(AcceptResult.DUPLICATE) == 50
+    async with sessionmaker() as s:
+        assert await s.scalar(select(func.count()).select_from(InboxItem)) == 150
