@@ -147,6 +147,9 @@ class WebchatChannel:
         app.router.add_get("/api/chats/{chat}/messages", self.api_messages)
         app.router.add_post("/api/chats/{chat}/messages", self.api_reply)
         app.router.add_post("/api/chats/{chat}/release", self.api_release)
+        # Open sockets would hold a graceful shutdown for its whole timeout: close them first
+        # (1001 "going away"; the widget reconnects to whichever process is up).
+        app.on_shutdown.append(lambda _app: self.close())
 
     def background(self) -> list[Awaitable[None]]:
         return [self.hub.poll_forever(self.sessionmaker)]

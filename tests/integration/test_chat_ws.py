@@ -48,8 +48,8 @@ async def node(url: str, tmp_path, *, limits: Limits | None = None, register_tim
     settings = Settings(database_url=url, secret_key=base64.b64encode(TEST_KEY).decode(),
                         key_file=str(tmp_path / "unused.key"), model_dir=str(tmp_path / "models"))
     rt = await Runtime.open(settings, classifier=KeywordClassifier())
-    channel = WebchatChannel(rt.intake, rt.sessionmaker, limits=limits or Limits(), register_timeout=register_timeout)
-    rt.services.outbound_channels = frozenset({channel.name})
+    channel: WebchatChannel = rt.channels["webchat"]          # built from settings like every channel
+    channel.limits, channel.register_timeout = limits or Limits(), register_timeout
     app = build_app(sessionmaker=rt.sessionmaker, intake=rt.intake, settings=settings, classifier=rt.classifier,
                     calendar=rt.services.calendar)
     channel.setup_routes(app)
@@ -57,7 +57,7 @@ async def node(url: str, tmp_path, *, limits: Limits | None = None, register_tim
     await client.start_server()
     jobs = [rt.worker.run_forever(0.2), *channel.background()]
     if dispatch:
-        jobs.append(Dispatcher(rt.sessionmaker, {channel.name: channel}, wake=rt.worker.outbox_wake).run_forever(0.2))
+        jobs.append(Dispatcher(rt.sessionmaker, rt.channels, wake=rt.worker.outbox_wake).run_forever(0.2))
     tasks = [asyncio.create_task(j) for j in jobs]
     try:
         yield Node(rt, channel, client, tasks)
@@ -340,7 +340,7 @@ async def test_information_and_a_photo_are_added_to_an_existing_complaint(kesu):
     cid = "photo-1"
     await owner.ws.send_json({"type": "photo", "cid": cid, "name": "漏水.png", "mime": "image/png", "data": png})
     await owner.until(lambda f: f["type"] == "typing" and f.get("cid") == cid and not f["on"])
-    assert "已将您的照片添加到投诉" in texts(owner.frames[-3:])
+    assert f"已将您的照片添加到投诉 {number}" in texts([f for f in owner.frames if f["type"] == "message"][-1:])
     async with kesu.sessionmaker() as s:
         c = await s.scalar(select(Complaint).where(Complaint.number == number))
         thread = (await s.scalars(select(ComplaintMessage.text).where(
