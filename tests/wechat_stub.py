@@ -249,3 +249,65 @@ def migrated_sqlite_url(tmp_path) -> str:
     target = tmp_path / "kesu.db"
     shutil.copyfile(_TEMPLATE["path"], target)
     return f"sqlite+aiosqlite:///{target}"
+
+
+# -- fuzzing ---------------------------------------------------------------------------------------------
+
+_JUNK = [b"", b"null", b"[]", b"{}", b'{"a":', b"\xff\xfe\x00", "投诉".encode(), b"\x00" * 8, b"<xml>", b"]]>",
+         b"<![CDATA[", b'"\\ud800"', b"1e999999", b"-0", b"9" * 400, b"{" * 300, b"[" * 5000, b"&amp;", b"<!DOCTYPE x>"]
+
+
+def mutate(rng, base: bytes) -> bytes:
+    """One random or mutated body: byte flips, cuts, splices, junk, structure-aware junk."""
+    op = rng.randrange(9)
+    if op == 0:
+        return rng.randbytes(rng.randrange(0, 600))
+    if op == 1:
+        data = bytearray(base)
+        for _ in range(rng.randint(1, 6)):
+            if data:
+                data[rng.randrange(len(data))] = rng.randrange(256)
+        return bytes(data)
+    if op == 2:
+        return base[:rng.randrange(len(base) + 1)]
+    if op == 3:
+        at = rng.randrange(len(base) + 1)
+        return base[:at] + rng.choice(_JUNK) + base[at:]
+    if op == 4:
+        a, b = sorted(rng.randrange(len(base) + 1) for _ in range(2))
+        return base[:a] + base[a:b] * rng.randint(2, 4) + base[b:]
+    if op == 5:
+        return rng.choice(_JUNK) * rng.randint(1, 3)
+    if op == 6:   # swap two slices
+        a, b, c = sorted(rng.randrange(len(base) + 1) for _ in range(3))
+        return base[:a] + base[b:c] + base[a:b] + base[c:]
+    if op == 7:   # replace a quoted or tagged value with junk
+        import re
+        spans = [m.span(1) for m in re.finditer(rb'"([^"]*)"|>([^<]*)<', base) if m.group(1) is not None]
+        if spans:
+            a, b = rng.choice(spans)
+            return base[:a] + rng.choice(_JUNK + [str(rng.randint(-10**20, 10**20)).encode()]) + base[b:]
+    return base
+
+
+def mutate_json(rng, obj):
+    """Structure-aware: replace a random value (at any depth) with a value of another type."""
+    import copy
+    obj = copy.deepcopy(obj)
+    choices = [None, True, 0, -1, 10**40, 1.5, "", "x" * rng.randint(1, 300), [], {}, [1, "a"], {"id": None}]
+    node = obj
+    for _ in range(rng.randint(1, 3)):
+        if isinstance(node, dict) and node:
+            key = rng.choice(list(node))
+            if rng.random() < 0.5 or not isinstance(node[key], (dict, list)):
+                if rng.random() < 0.2:
+                    del node[key]
+                else:
+                    node[key] = rng.choice(choices)
+                return obj
+            node = node[key]
+        elif isinstance(node, list) and node:
+            i = rng.randrange(len(node))
+            node[i] = rng.choice(choices)
+            return obj
+    return obj
