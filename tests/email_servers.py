@@ -167,7 +167,7 @@ instance_name = kesu-test-{tag}
 
 protocols = imap
 listen    = 127.0.0.1
-ssl       = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 
@@ -191,7 +191,8 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {tls_port}
   }}
 }}
 """
@@ -200,8 +201,11 @@ service imap-login {{
 class Dovecot:
     """One Dovecot instance; `user()` makes a fresh mailbox user (passwd-file is re-read on change)."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, tls: bool = False):
         self.root = root
+        self.tls = tls
+        self.tls_port = free_port() if tls else 0
+        self.client_tls_context: ssl.SSLContext | None = None
         self.port = free_port()
         self.host = "127.0.0.1"
         self.proc: subprocess.Popen | None = None
@@ -219,7 +223,12 @@ class Dovecot:
         # two changes within one second.
         (self.root / "users").write_text("".join(f"u{i}:{{PLAIN}}secret\n" for i in range(1, USERS + 1)))
         os.chmod(self.root / "users", 0o644)
-        self.conf.write_text(DOVECOT_CONF.format(d=self.root, port=self.port, uid=MAIL_UID, tag=os.getpid()))
+        ssl_conf = "ssl       = no"      # else Dovecot advertises STARTTLS it cannot do (gotcha 7)
+        if self.tls:
+            _, self.client_tls_context = _self_signed(self.root)
+            ssl_conf = f"ssl = yes\nssl_cert = <{self.root}/cert.pem\nssl_key = <{self.root}/key.pem"
+        self.conf.write_text(DOVECOT_CONF.format(d=self.root, port=self.port, uid=MAIL_UID, tag=os.getpid(),
+                                                 ssl=ssl_conf, tls_port=self.tls_port))
         # Every directory above the config, users file and maildir must be traversable by the
         # dovecot user and the mail uid (gotcha 5).
         p = self.root
@@ -307,6 +316,25 @@ def dovecot():
     except Exception as exc:
         shutil.rmtree(root, ignore_errors=True)
         server_missing("Dovecot (dovecot-imapd)", repr(exc))
+    yield server
+    server.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def dovecot_tls():
+    """A second Dovecot with TLS: STARTTLS on `port`, implicit TLS on `tls_port` (self-signed)."""
+    if not shutil.which("dovecot") or os.geteuid() != 0:
+        server_missing("Dovecot (dovecot-imapd)", "the dovecot binary is not on PATH or we are not root")
+    root = Path(tempfile.mkdtemp(prefix="kesu-dovecot-tls-"))
+    os.chmod(root, 0o711)
+    server = Dovecot(root, tls=True)
+    server.prepare()
+    try:
+        server.start()
+    except Exception as exc:
+        shutil.rmtree(root, ignore_errors=True)
+        server_missing("Dovecot (dovecot-imapd) with TLS", repr(exc))
     yield server
     server.stop()
     shutil.rmtree(root, ignore_errors=True)

@@ -122,13 +122,12 @@ class ImapPoller(PullConnector):
         def on_lost(exc: Exception | None) -> None:
             lost.set()
 
-        if mb.tls == "imaps":
+        ctx = None
+        if mb.tls == "imaps":      # IMAP4_SSL takes no conn_lost_cb; IMAP4 with a context does TLS too
             import ssl
-            client = aioimaplib.IMAP4_SSL(host=mb.host, port=mb.port, timeout=COMMAND_TIMEOUT,
-                                          ssl_context=self.tls_context or ssl.create_default_context(),
-                                          conn_lost_cb=on_lost)
-        else:
-            client = aioimaplib.IMAP4(host=mb.host, port=mb.port, timeout=COMMAND_TIMEOUT, conn_lost_cb=on_lost)
+            ctx = self.tls_context or ssl.create_default_context()
+        client = aioimaplib.IMAP4(host=mb.host, port=mb.port, timeout=COMMAND_TIMEOUT, conn_lost_cb=on_lost,
+                                  ssl_context=ctx)
         self.client = client
         # aioimaplib drops an untagged "* n EXISTS" that arrives during FETCH/STORE: note it, so
         # mail that came in while we were busy is read at once instead of after the IDLE wait.

@@ -15,7 +15,7 @@ from connectors.email.imap import ImapPoller, uid_set
 from connectors.email.msgid import make_message_id
 from intake.inbox import Inbox
 from models import ChannelCursor, InboxItem, make_engine, make_sessionmaker
-from tests.email_servers import close_client, dovecot, imap_append, mailbox  # noqa: F401 (fixtures)
+from tests.email_servers import close_client, dovecot, dovecot_tls, imap_append, mailbox  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -263,6 +263,19 @@ async def test_with_postgresql_one_poller_per_mailbox_holds_the_lock(pg_url, mai
         assert await count(pg) == 1
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize("tls", ["starttls", "imaps"])
+async def test_tls_connections_starttls_and_imaps(sm, dovecot_tls, tls):
+    user = dovecot_tls.user()
+    plain = dovecot_tls.settings(user)                  # APPEND over the plain port (loopback)
+    await imap_append(plain, [mail(1)])
+    port = dovecot_tls.tls_port if tls == "imaps" else dovecot_tls.port
+    box = dovecot_tls.settings(user, tls=tls, port=port)
+    poller = ImapPoller(box, Inbox(sm), sm, tls_context=dovecot_tls.client_tls_context)
+    async with running(poller):
+        assert len(await wait_rows(sm, 1)) == 1
+    assert poller.stats["new"] == 1
 
 
 def test_uid_sets_are_compressed():
