@@ -19,3 +19,6 @@ from .workflow import (ComplaintWorkflow, ConsoleSession, Escalation, Remedy, So
                        WorkTask)
 
 __all__ += ["ComplaintWorkflow", "ConsoleSession", "Escalation", "Remedy", "SolutionPlan", "WorkTask"]
+from .reporting import MonthlyReport, SpikeAlert, StaffNotice  # noqa: E402
+
+__all__ += ["MonthlyReport", "SpikeAlert", "StaffNotice"]
