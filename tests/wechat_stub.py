@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 
 from connectors.base import AcceptResult, InboundMessage
 from intake.inbox import Inbox
-from models import Complaint, InboxItem
+from models import Complaint, InboxItem, OutboxItem
 
 TOKEN_LIFETIME = 7200
 
@@ -179,6 +179,12 @@ class FakeIntake:
                                   response_due=now + timedelta(days=1), resolve_due=now + timedelta(days=7))
             session.add(complaint)
             await session.flush()
+            if item.message.get("reply_to"):   # like the pipeline's acknowledge step
+                session.add(OutboxItem(channel=channel, kind="ack", complaint_id=complaint.id,
+                                       reply_to=item.message["reply_to"],
+                                       payload={"template": "ack", "number": number, "automatic": True,
+                                                "text": f"您好，您的投诉已受理，编号 {number}。"},
+                                       dedupe_key=f"ack:{complaint.id}", status="pending"))
             await session.execute(update(InboxItem).where(InboxItem.id == item.id)
                                   .values(status="done", complaint_id=complaint.id, finished_at=now))
             await session.commit()

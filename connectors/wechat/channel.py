@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from connectors.base import (AcceptResult, Attachment, InboundMessage, IntakePort, MessageKind, OutboundMessage,
                              PermanentSendError, SendResult, Sender)
-from models import Complaint, OutboxItem
+from models import InboxItem, OutboxItem
 
 from . import claims, xmlmsg
 from .api import WechatApi
@@ -113,21 +113,30 @@ class WechatChannel:
             return web.Response(status=400, text=f"bad message: {exc}")
         try:
             msg = await self._message(fields, inner, started)
-            result = await self.intake.accept(msg)
         except ValueError as exc:
             return web.Response(status=400, text=f"bad message: {exc}")
         except asyncio.CancelledError:
             raise
         except Exception:
+            log.exception("wechat: could not read a message")
+            return web.Response(status=503, text="try again")
+        held = await self._hold_answer(msg, started)   # before the commit: see claims.py
+        try:
+            result = await self.intake.accept(msg)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
             log.exception("wechat: could not store a message")
+            await self._settle(msg, held, claims.RELEASED)
             return web.Response(status=503, text="try again")   # not committed: WeChat must retry
         # Committed. From here on every answer is a 200: the message is safe whatever happens next.
         try:
-            content = await self._passive_content(msg, result, started)
+            content = await self._passive_content(msg, result, held, started)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("wechat: passive reply for %s failed; the outbox will answer", msg.external_id)
+            await self._settle(msg, held, claims.RELEASED)
             content = None
         if content is None:
             return web.Response(text="success")
@@ -252,37 +261,77 @@ class WechatChannel:
         return Attachment.from_bytes(media.filename or f"{media_id}{ext}", media.content_type, media.data,
                                      limit=self.attachment_limit)
 
-    async def _passive_content(self, msg: InboundMessage, result: AcceptResult, started: float) -> str | None:
+    def _left(self, started: float) -> float:
+        return self.reply_budget - (asyncio.get_running_loop().time() - started)
+
+    async def _hold_answer(self, msg: InboundMessage, started: float) -> dict | None:
+        """Claim the acknowledgement of this message for the passive reply (None: we cannot answer it)."""
+        if msg.kind is not MessageKind.MESSAGE:
+            return None
+        try:
+            proposed = claims.passive_claim(self.clock() + self._left(started) + 1.0)
+            held = await claims.claim(self.sessionmaker, claims.message_key(msg.external_id), proposed)
+            return {**held, "_mine": held.get("token") == proposed["token"]}
+        except asyncio.CancelledError:
+            raise
+        except Exception:   # no claim: the outbox acknowledges by the API, which is still once
+            log.exception("wechat: could not claim the passive reply for %s", msg.external_id)
+            return None
+
+    async def _settle(self, msg: InboundMessage, held: dict | None, state: str) -> None:
+        """Move our own claim on (a retry's view of another request's claim is left alone)."""
+        if not held or not held.get("_mine") or held.get("state") != claims.PENDING:
+            return
+        try:
+            await claims.settle(self.sessionmaker, claims.message_key(msg.external_id),
+                                {**{k: v for k, v in held.items() if k != "_mine"}, "state": state})
+        except asyncio.CancelledError:
+            raise
+        except Exception:   # left pending: send() takes over when `until` has passed
+            log.exception("wechat: could not settle the passive claim for %s", msg.external_id)
+
+    async def _passive_content(self, msg: InboundMessage, result: AcceptResult, held: dict | None,
+                               started: float) -> str | None:
         """What to say in the HTTP answer, or None to answer "success" and leave it to the outbox."""
         if msg.kind is MessageKind.EVENT:
             if msg.meta.get("event") != "subscribe":
                 return None
-            held = await claims.claim(self.sessionmaker, claims.welcome_key(msg.external_id), claims.PASSIVE,
-                                      msg.external_id)
-            return WELCOME_TEXT if held.get("by") == claims.PASSIVE else None
+            won = await claims.claim(self.sessionmaker, claims.welcome_key(msg.external_id),
+                                     {"by": claims.PASSIVE, "state": claims.DONE})
+            return WELCOME_TEXT if won.get("by") == claims.PASSIVE else None
+        if held is None or held.get("by") != claims.PASSIVE:
+            return None                                   # the API has it (or no claim could be made)
+        if held.get("state") == claims.DONE:              # WeChat's retry after our answer got lost
+            return await self._ack_for(msg.external_id)
+        if not held.get("_mine"):
+            return None                                   # a retry while the first request still works on it
         number = None
         if result is AcceptResult.DUPLICATE:
             seen = await self.intake.outcome(CHANNEL, msg.external_id)
             number = seen[1] if seen else None
-        if number is None:
-            left = self.reply_budget - (asyncio.get_running_loop().time() - started) - 0.3   # keep time to claim
-            if left <= 0:
-                return None
+        left = self._left(started) - 0.3                  # keep time to read the text and settle
+        if number is None and left > 0:
             number = await self.intake.process_now(CHANNEL, msg.external_id, timeout=left)
-        if not number:
+        text = await self._ack_for(msg.external_id) if number else None
+        if text is None or self._left(started) <= 0.1:
+            await self._settle(msg, held, claims.RELEASED)
             return None
-        held = await claims.claim(self.sessionmaker, claims.ack_key(number), claims.PASSIVE, msg.external_id)
-        if held.get("by") == claims.PASSIVE and held.get("msg") == msg.external_id:
-            return await self._ack_text(number)
-        return None   # acknowledged already (by the API, or this is a follow-up of a known complaint)
+        await self._settle(msg, held, claims.DONE)
+        return text
 
-    async def _ack_text(self, number: str) -> str:
-        """The pipeline's acknowledgement text (with its response promise) when its row exists."""
+    async def _ack_for(self, external_id: str) -> str | None:
+        """The text of the pipeline's acknowledgement of this very message, if it queued one
+        (none for a follow-up on a known complaint, or when the hourly limit held it back)."""
         async with self.sessionmaker() as session:
-            payload = await session.scalar(
-                select(OutboxItem.payload).join(Complaint, OutboxItem.complaint_id == Complaint.id)
-                .where(Complaint.number == number, OutboxItem.kind == "ack").order_by(OutboxItem.id).limit(1))
-        return (payload or {}).get("text") or ack_text(number)
+            rows = (await session.execute(
+                select(OutboxItem.reply_to, OutboxItem.payload).join(InboxItem, InboxItem.complaint_id
+                                                                     == OutboxItem.complaint_id)
+                .where(InboxItem.channel == CHANNEL, InboxItem.external_id == external_id[:255],
+                       OutboxItem.kind == "ack", OutboxItem.channel == CHANNEL))).all()
+        for reply_to, payload in rows:
+            if (reply_to or {}).get("msg") == external_id:
+                return (payload or {}).get("text") or ack_text(payload["number"])
+        return None
 
     # -- outbound ---------------------------------------------------------------------------------
     async def send(self, item: OutboundMessage) -> SendResult:
@@ -291,13 +340,12 @@ class WechatChannel:
             raise PermanentSendError("no WeChat openid to answer")
         payload = item.payload or {}
         template = payload.get("template") or item.kind
-        key = None
-        if template == "ack" and payload.get("number"):
-            key = claims.ack_key(str(payload["number"]))
-        elif template == "welcome" and item.reply_to.get("msg"):
-            key = claims.welcome_key(str(item.reply_to["msg"]))
-        if key is not None:
-            held = await claims.claim(self.sessionmaker, key, claims.API, item.reply_to.get("msg"))
+        msg_id = (item.reply_to or {}).get("msg")
+        if template == "ack" and msg_id:
+            if not await claims.api_may_send(self.sessionmaker, claims.message_key(str(msg_id)), clock=self.clock):
+                return SendResult(detail="passive reply")
+        elif template == "welcome" and msg_id:
+            held = await claims.claim(self.sessionmaker, claims.welcome_key(str(msg_id)), {"by": claims.API})
             if held.get("by") == claims.PASSIVE:
                 return SendResult(detail="passive reply")
         text = payload.get("text")

@@ -1,35 +1,50 @@
-"""Who answers a message: the passive reply or the customer-service API, never both.
+"""Who acknowledges a WeChat message: the passive reply or the customer-service API, never both.
 
-The passive reply (the XML in our HTTP answer) and the outbox dispatcher (customer-service API)
-may run in different processes. Both race for one row in `channel_cursors`, keyed by what they
-would say (ack of complaint N, welcome for event E); the first insert wins. A retry of the same
-WeChat delivery finds its own claim and repeats the same answer.
+The passive reply (XML in our HTTP answer) and the outbox dispatcher (customer-service API) may run
+in different processes, so they agree through one row in `channel_cursors` per inbound message:
+
+* The HTTP handler inserts ``{"by": "passive", "state": "pending", "until": t}`` *before* it
+  commits the message, so the pipeline's acknowledgement row can never be sent ahead of it.
+* When the complaint number arrives in time it sets ``state = "done"`` and replies with the
+  acknowledgement; otherwise it sets ``state = "released"`` and answers "success".
+* `send()` of that acknowledgement: no row → it claims ``{"by": "api"}`` and sends; ``done`` →
+  nothing to send; ``released`` → sends; ``pending`` → waits until ``until`` (the handler's
+  5-second budget), then takes over (the handler's process died or its answer was too late).
+
+Only the request that inserted the row (its ``token``) moves it on; WeChat's retries of the same
+message read it: ``done`` → the same acknowledgement again, anything else → "success".
 """
 from __future__ import annotations
 
+import asyncio
+import secrets
+import time
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models import ChannelCursor
 
-PASSIVE = "passive"
-API = "api"
+PASSIVE, API = "passive", "api"
+PENDING, DONE, RELEASED = "pending", "done", "released"
 
 
-def ack_key(number: str) -> str:
-    return f"wechat:answer:ack:{number}"[:255]
+def message_key(external_id: str) -> str:
+    return f"wechat:answer:{external_id}"[:255]
 
 
 def welcome_key(external_id: str) -> str:
-    return f"wechat:answer:welcome:{external_id}"[:255]
+    return f"wechat:welcome:{external_id}"[:255]
 
 
-async def claim(sessionmaker: async_sessionmaker[AsyncSession], key: str, by: str, msg: str | None) -> dict[str, Any]:
-    """Insert the claim if nobody holds it; return the claim that holds (ours or the earlier one)."""
-    value = {"by": by, "msg": msg}
+def passive_claim(until: float) -> dict[str, Any]:
+    return {"by": PASSIVE, "state": PENDING, "until": until, "token": secrets.token_hex(8)}
+
+
+async def claim(sessionmaker: async_sessionmaker[AsyncSession], key: str, value: dict[str, Any]) -> dict[str, Any]:
+    """Insert `value` if nobody holds `key`; return what holds it (ours or the earlier claim)."""
     async with sessionmaker() as session:
         dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
         await session.execute(dialect.insert(ChannelCursor).values(key=key, value=value)
@@ -37,3 +52,28 @@ async def claim(sessionmaker: async_sessionmaker[AsyncSession], key: str, by: st
         held = await session.scalar(select(ChannelCursor.value).where(ChannelCursor.key == key))
         await session.commit()
     return held or value
+
+
+async def read(sessionmaker: async_sessionmaker[AsyncSession], key: str) -> dict[str, Any] | None:
+    async with sessionmaker() as session:
+        return await session.scalar(select(ChannelCursor.value).where(ChannelCursor.key == key))
+
+
+async def settle(sessionmaker: async_sessionmaker[AsyncSession], key: str, value: dict[str, Any]) -> None:
+    async with sessionmaker() as session:
+        await session.execute(update(ChannelCursor).where(ChannelCursor.key == key).values(value=value))
+        await session.commit()
+
+
+async def api_may_send(sessionmaker: async_sessionmaker[AsyncSession], key: str, *, clock=time.time,
+                       poll: float = 0.05) -> bool:
+    """For `send()`: True when the API should send the acknowledgement, False when the passive reply did."""
+    held = await claim(sessionmaker, key, {"by": API})
+    while held.get("by") == PASSIVE and held.get("state") == PENDING and clock() < float(held.get("until", 0)):
+        await asyncio.sleep(min(poll, max(0.0, float(held["until"]) - clock())))
+        held = await read(sessionmaker, key) or {"by": API}
+    if held.get("by") == PASSIVE and held.get("state") == DONE:
+        return False
+    if held.get("by") != API:
+        await settle(sessionmaker, key, {"by": API, "after": held.get("state")})
+    return True

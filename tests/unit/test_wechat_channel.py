@@ -1,6 +1,7 @@
 """The WeChat channel end to end in one process: real inbox (SQLite), a local stand-in for WeChat's API."""
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from contextlib import asynccontextmanager
@@ -215,9 +216,11 @@ async def test_plain_mode_nonce_reused_with_another_body_is_refused(sm):
     ch = channel_for(sm, None, intake, mode="plain", aes_key=None)
     params = plain_query(TOKEN, int(time.time()), nonce="777")
     async with served(ch) as client:
-        assert (await client.post("/webhooks/wechat", data=text_xml(msg_id="1"), params=params)).status == 200
-        assert (await client.post("/webhooks/wechat", data=text_xml(msg_id="1"), params=params)).status == 200
-        forged = await client.post("/webhooks/wechat", data=text_xml(msg_id="2", content="伪造"), params=params)
+        body = text_xml(msg_id="1", created=1700000000)
+        assert (await client.post("/webhooks/wechat", data=body, params=params)).status == 200
+        assert (await client.post("/webhooks/wechat", data=body, params=params)).status == 200   # a plain retry
+        forged = await client.post("/webhooks/wechat", data=text_xml(msg_id="2", content="伪造", created=1700000000),
+                                   params=params)
         assert forged.status == 401
     assert await count_inbox(sm) == 1
 
@@ -458,3 +461,30 @@ def test_from_settings(sm):
     assert ch.name == "wechat" and ch.mode == "safe"
     with pytest.raises(ValueError, match="aes_key"):
         from_settings(Settings(wechat=WechatSettings(appid=APPID, secret="s", token=TOKEN)), FakeIntake(sm), sm)
+
+
+async def test_send_waits_for_a_pending_passive_reply_then_takes_over_when_it_lapses(sm, stub):
+    from connectors.wechat import claims
+    ch = channel_for(sm, stub)
+    key = claims.message_key("6100000000000000001")
+    await claims.claim(sm, key, claims.passive_claim(time.time() + 0.2))   # a handler that died mid-answer
+    result = await ch.send(ack_item("N7"))
+    assert result.detail == "customer-service message" and len(stub.sent) == 1
+    assert (await claims.read(sm, key))["by"] == "api"
+    assert (await ch.send(ack_item("N7"))).detail == "customer-service message"   # a dispatcher retry sends again
+
+
+async def test_send_skips_the_ack_once_the_pending_passive_reply_is_done(sm, stub):
+    from connectors.wechat import claims
+    ch = channel_for(sm, stub)
+    key = claims.message_key("6100000000000000001")
+    held = claims.passive_claim(time.time() + 3)
+    await claims.claim(sm, key, held)
+
+    async def handler_finishes():
+        await asyncio.sleep(0.1)
+        await claims.settle(sm, key, {**held, "state": claims.DONE})
+    finishing = asyncio.create_task(handler_finishes())
+    result = await ch.send(ack_item("N8"))
+    await finishing
+    assert result.detail == "passive reply" and stub.sent == []
