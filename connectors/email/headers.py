@@ -15,7 +15,7 @@ MAX_HEADER_CHARS = 16 * 1024   # a 200 KB header is cut before any work is done 
 
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+?)\?([QqBb])\?([^?]*?)\?=")
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
-_MSGID = re.compile(r"<([^<>\s]{1,250})>")
+_MSGID = re.compile(r"<([^<>\s\x00-\x1f\x7f]{1,250})>")   # no control characters (PostgreSQL refuses NUL)
 _ADDRESS = re.compile(r"[A-Za-z0-9._%+'=-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 
 
@@ -167,4 +167,6 @@ def single_message_id(value: str | None) -> str | None:
     if ids:
         return ids[0]
     value = unfold(value or "").strip()
-    return f"<{value}>" if value and " " not in value and len(value) < 250 else None
+    if not value or len(value) >= 250 or any(c.isspace() or ord(c) < 32 or c in "<>\x7f" for c in value):
+        return None
+    return f"<{value}>"

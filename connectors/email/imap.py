@@ -177,6 +177,8 @@ class ImapPoller(PullConnector):
         transport = getattr(client.protocol, "transport", None)
         if transport is not None:
             transport.close()
+        for task in list(getattr(client, "tasks", ())):   # e.g. an IDLE cut short by a cancellation
+            task.cancel()
 
     async def _select(self) -> int:
         res = await self._run(self.client.select(self.mailbox.folder))
@@ -309,27 +311,41 @@ class ImapPoller(PullConnector):
                     "uidvalidity": cursor["uidvalidity"]}
             messages.append((uid, pm.to_inbound(raw, received_at=when, extra_meta=meta)))
         last = max([int(cursor["last_uid"]), *chunk])
-        new_cursor = {**cursor, "last_uid": last}
-        results = await self._accept_all([m for _, m in messages if m is not None], new_cursor)
+        try:
+            results = await self._accept_all([m for _, m in messages if m is not None], {**cursor, "last_uid": last})
+        except Exception as exc:
+            if len(messages) <= 1:
+                raise
+            # One bad message must not hold back the others: commit one by one, the checkpoint
+            # stopping just before the one that fails (serve_forever then retries it).
+            log.warning("%s: batch of %d failed (%s: %s); committing one by one", self.name, len(messages),
+                        type(exc).__name__, exc)
+            results = []
+            for uid, msg in messages:
+                step = {**cursor, "last_uid": max(int(cursor["last_uid"]), uid)}
+                results += await self._accept_all([msg] if msg is not None else [], step)
+                cursor.update(step)
         for msg, result in results:
             self.stats["new" if result is AcceptResult.NEW else "duplicate"] += 1
             log.info("%s: %s %s from %s (%s)", self.name, result.value, msg.external_id, mask(msg.sender.handle),
                      msg.kind.value)
-        cursor.update(new_cursor)
+        cursor.update({**cursor, "last_uid": last})
 
     async def _accept_all(self, messages: list[InboundMessage], cursor: dict[str, Any]
                           ) -> list[tuple[InboundMessage, AcceptResult]]:
-        """Commit the batch and the checkpoint in one transaction when the inbox allows it;
-        else one accept() per message, then the checkpoint."""
+        """Commit the messages and the checkpoint in one transaction when the inbox allows it
+        (one multi-row INSERT with `accept_many_in`); else accept() each, then the checkpoint."""
         inbox = getattr(self.intake, "inbox", self.intake)
         results: list[tuple[InboundMessage, AcceptResult]] = []
-        if hasattr(inbox, "accept_many") or hasattr(inbox, "accept_in"):
+        many = getattr(inbox, "accept_many_in", None)
+        one = getattr(inbox, "accept_in", None)
+        if many is not None or one is not None:
             async with self.sessionmaker() as session:
-                if hasattr(inbox, "accept_many"):      # one multi-row INSERT for the batch
-                    results = list(zip(messages, await inbox.accept_many(session, messages)))
+                if many is not None and messages:
+                    results = list(zip(messages, await many(session, messages)))
                 else:
                     for msg in messages:
-                        results.append((msg, await inbox.accept_in(session, msg)))
+                        results.append((msg, await one(session, msg)))
                 await _save_cursor(session, self.key, cursor)
                 await session.commit()
             arrived = getattr(inbox, "arrived", None)

@@ -226,11 +226,30 @@ async def test_a_failed_commit_leaves_the_message_unread_and_the_checkpoint_wher
     poller = ImapPoller(mailbox, intake, sm)
     with pytest.raises(ConnectionError):
         await poller.serve_once()
-    assert intake.calls == 1
+    assert intake.calls >= 1
     assert all("\\Seen" not in f for f in (await flags(mailbox)).values())
     assert (await cursor(sm, poller)).get("last_uid", 0) == 0
     async with running(ImapPoller(mailbox, Inbox(sm), sm)):    # the database is back
         assert len(await wait_rows(sm, 2)) == 2
+
+
+class PoisonInbox(Inbox):
+    """Refuses any batch that holds the message whose subject is 毒 (say, a database constraint)."""
+
+    async def accept_many_in(self, session, msgs):
+        if any(m.subject == "毒" for m in msgs):
+            raise ValueError("this row cannot be stored")
+        return await super().accept_many_in(session, msgs)
+
+
+async def test_one_message_that_cannot_be_stored_does_not_hold_back_those_before_it(sm, mailbox):
+    await imap_append(mailbox, [mail(1), mail(2, subject="毒"), mail(3)])
+    poller = ImapPoller(mailbox, PoisonInbox(sm), sm)
+    with pytest.raises(ValueError):
+        await poller.serve_once()
+    assert [r.message["meta"]["uid"] for r in await rows(sm)] == [1]
+    assert (await cursor(sm, poller))["last_uid"] == 1          # stops just before the bad one
+    assert all("\\Seen" not in f for uid, f in (await flags(mailbox)).items() if uid > 1)
 
 
 async def test_after_move_the_committed_messages_leave_the_folder(sm, dovecot):
