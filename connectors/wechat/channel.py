@@ -14,7 +14,7 @@ import logging
 import secrets
 import time
 from collections import OrderedDict
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from aiohttp import web
@@ -36,6 +36,7 @@ PATH = "/webhooks/wechat"
 REPLY_BUDGET = 4.0        # seconds from arrival to our answer; WeChat gives up (and retries) at 5
 MEDIA_BUDGET = 1.5        # at most this long fetching an image or voice file before accepting
 MAX_SKEW = 300            # seconds a signed timestamp may differ from our clock
+CLAIM_KEEP = timedelta(days=14)   # answer claims outlive any outbox retry of the acknowledgement
 
 WELCOME_TEXT = ("欢迎关注！如需投诉，请直接在这里发送文字、图片或语音，写明问题经过、订单号和联系方式。"
                 "我们收到后会回复投诉编号，处理进度也会在这里通知您。")
@@ -78,6 +79,22 @@ class WechatChannel:
 
     async def close(self) -> None:
         await self.api.aclose()
+
+    def background(self) -> list:
+        return [self._housekeeping()]
+
+    async def _housekeeping(self, every: float = 3600.0) -> None:
+        """Drop answer claims older than CLAIM_KEEP, hourly; a failure only waits for the next round."""
+        while True:
+            try:
+                n = await claims.purge(self.sessionmaker, CLAIM_KEEP)
+                if n:
+                    log.info("wechat: forgot %d old answer claims", n)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("wechat: purging old answer claims failed")
+            await asyncio.sleep(every)
 
     # -- inbound ----------------------------------------------------------------------------------
     async def handle_verify(self, request: web.Request) -> web.Response:

@@ -19,13 +19,14 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from models import ChannelCursor
+from models import ChannelCursor, utcnow
 
 PASSIVE, API = "passive", "api"
 PENDING, DONE, RELEASED = "pending", "done", "released"
@@ -77,3 +78,14 @@ async def api_may_send(sessionmaker: async_sessionmaker[AsyncSession], key: str,
     if held.get("by") != API:
         await settle(sessionmaker, key, {"by": API, "after": held.get("state")})
     return True
+
+
+async def purge(sessionmaker: async_sessionmaker[AsyncSession], older_than: timedelta) -> int:
+    """Forget claims nobody will ask about again (the outbox gives up on a row long before)."""
+    cutoff = utcnow() - older_than
+    async with sessionmaker() as session:
+        result = await session.execute(delete(ChannelCursor).where(
+            or_(ChannelCursor.key.like("wechat:answer:%"), ChannelCursor.key.like("wechat:welcome:%")),
+            ChannelCursor.updated_at < cutoff))
+        await session.commit()
+    return result.rowcount or 0

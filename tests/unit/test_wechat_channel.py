@@ -488,3 +488,22 @@ async def test_send_skips_the_ack_once_the_pending_passive_reply_is_done(sm, stu
     result = await ch.send(ack_item("N8"))
     await finishing
     assert result.detail == "passive reply" and stub.sent == []
+
+
+async def test_old_answer_claims_are_purged_and_recent_ones_kept(sm):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from connectors.wechat import claims
+    from models import ChannelCursor, utcnow
+    await claims.claim(sm, claims.message_key("old"), {"by": "api"})
+    await claims.claim(sm, claims.message_key("new"), {"by": "api"})
+    await claims.claim(sm, "imap:box", {"uid": 1})      # another connector's cursor: never touched
+    async with sm() as s:
+        await s.execute(update(ChannelCursor).where(ChannelCursor.key.in_([claims.message_key("old"), "imap:box"]))
+                        .values(updated_at=utcnow() - timedelta(days=30)))
+        await s.commit()
+    assert await claims.purge(sm, timedelta(days=14)) == 1
+    assert await claims.read(sm, claims.message_key("old")) is None
+    assert await claims.read(sm, claims.message_key("new")) and await claims.read(sm, "imap:box")
