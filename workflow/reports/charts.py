@@ -12,6 +12,7 @@ from typing import Any
 from matplotlib import font_manager, rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from . import labels
 
@@ -58,6 +59,7 @@ def volume_per_day(figures: dict[str, Any]) -> bytes:
         ax.set_title(f"{figures['month']} 每日投诉量")
         ax.set_xlabel("日")
         ax.set_ylabel("投诉量（件）")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.tick_params(axis="x", labelsize=7)
     return _render(draw)
 
@@ -72,6 +74,7 @@ def category_breakdown(figures: dict[str, Any]) -> bytes:
         ax.bar_label(bars, labels=[f"{c}（{_pct(r['share'])}）" for c, r in zip(counts, rows[::-1])], fontsize=8)
         ax.set_title("投诉分类构成")
         ax.set_xlabel("投诉量（件）")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if counts:
             ax.set_xlim(0, max(counts) * 1.3)
     return _render(draw)
@@ -95,10 +98,10 @@ def on_time_per_urgency(figures: dict[str, Any]) -> bytes:
         ax.bar_label(a, fmt="%.1f%%", fontsize=8)
         ax.bar_label(b, fmt="%.1f%%", fontsize=8)
         ax.set_xticks(list(xs), [labels.URGENCY.get(u, u) for u in urgencies])
-        ax.set_ylim(0, 115)
+        ax.set_ylim(0, 125)
         ax.set_ylabel("及时率（%）")
         ax.set_title("各紧急程度及时率")
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="upper center", ncols=2, fontsize=8, frameon=False)
     return _render(draw)
 
 
@@ -112,6 +115,7 @@ def satisfaction_distribution(figures: dict[str, Any]) -> bytes:
             ax.bar([s + (i - 1) * w for s in range(1, 6)], counts, w, label=data["label"], color=COLOURS[i])
         ax.set_xticks(range(1, 6), [f"{s} 分" for s in range(1, 6)])
         ax.set_ylabel("评价数")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title("满意度评分分布")
         ax.legend(fontsize=8)
     return _render(draw)
