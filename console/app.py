@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import api
+from . import api, reports
 from .auth import api_auth
 from .keys import CALENDAR, CLASSIFIER, INTAKE, SESSIONMAKER, SETTINGS
 
@@ -18,4 +18,5 @@ def build_app(*, sessionmaker, intake, settings, classifier, calendar) -> web.Ap
     app[CLASSIFIER] = classifier
     app[CALENDAR] = calendar
     app.add_routes(api.routes)
+    app.add_routes(reports.routes)
     return app
