@@ -1,9 +1,12 @@
 """A trained model: features, two linear classifiers and the urgency policy.
 
 Urgency policy (why it is not a plain argmax): missing a P0 is the worst
-error, so a suggestion is P0 when a P0 safety rule fires OR the model's P0
-probability reaches `p0_threshold`; both thresholds are tuned by
-cross-validation on the training part only (see train.py).
+error, so a suggestion is P0 when a P0 safety rule fires OR the P0 score
+reaches `p0_threshold`. The P0 score comes from a dedicated binary
+P0-vs-rest model when the model has one (`p0_model`, the default since it
+ranks P0 texts better in cross-validation), else from the three-level
+urgency model. Both thresholds are tuned by cross-validation on the
+training part only (see train.py).
 """
 from __future__ import annotations
 
@@ -63,6 +66,13 @@ class TrainedModel:
     rule_p0_precision: float  # measured on the training part; confidence of a forced P0
     config: dict = field(default_factory=dict)
     n_examples: int = 0
+    p0_model: object = None  # binary P0-vs-rest; None: P(P0) of urgency_model
+
+    def p0_score(self, X, urg_p: np.ndarray) -> np.ndarray:
+        p0_model = getattr(self, "p0_model", None)  # models pickled before it existed
+        if p0_model is None:
+            return urg_p[:, 0]
+        return class_proba(p0_model, X, (False, True))[:, 1]
 
     def decide(self, prepared: Sequence[Prepared]) -> tuple[Decisions, sp.csr_matrix]:
         X = self.featurizer.transform(prepared)
@@ -71,7 +81,7 @@ class TrainedModel:
         cat_idx = cat_p.argmax(axis=1)
         forced = np.array([any(h.level == "P0" for h in p.hits) for p in prepared], dtype=bool)
         urg, urg_conf = decide_urgency(urg_p, forced, self.p0_threshold, self.p1_threshold,
-                                       self.rule_p0_precision)
+                                       self.rule_p0_precision, self.p0_score(X, urg_p))
         d = Decisions(
             category=[CATEGORIES[i] for i in cat_idx],
             category_confidence=cat_p[np.arange(len(cat_idx)), cat_idx],
@@ -85,11 +95,14 @@ class TrainedModel:
 
 
 def decide_urgency(urg_p: np.ndarray, forced: np.ndarray, p0_threshold: float,
-                   p1_threshold: float, rule_precision: float = 0.0):
-    """P0 if a rule fires or P(P0) >= p0_threshold; else P1 if P1's share of
-    P1+P2 reaches p1_threshold; else P2. Confidence is the model's probability
-    of the chosen level (a forced P0 at least the rules' measured precision)."""
-    p0, p1, p2 = urg_p[:, 0], urg_p[:, 1], urg_p[:, 2]
+                   p1_threshold: float, rule_precision: float = 0.0,
+                   p0_score: np.ndarray | None = None):
+    """P0 if a rule fires or the P0 score (default P(P0)) >= p0_threshold;
+    else P1 if P1's share of P1+P2 reaches p1_threshold; else P2. Confidence
+    is the probability of the chosen level (for P0 the P0 score; a forced P0
+    at least the rules' measured precision)."""
+    p1, p2 = urg_p[:, 1], urg_p[:, 2]
+    p0 = urg_p[:, 0] if p0_score is None else np.asarray(p0_score, dtype=np.float64)
     is_p0 = forced | (p0 >= p0_threshold)
     is_p1 = ~is_p0 & (p1 / np.maximum(p1 + p2, 1e-12) >= p1_threshold)
     labels = np.where(is_p0, "P0", np.where(is_p1, "P1", "P2"))

@@ -13,10 +13,11 @@ def heldout_fingerprint() -> str:
     return fingerprint(heldout_split(load_base_examples())[1])
 
 
-def _train_and_save(store: ModelStore, extra: Sequence[Example], progress: bool) -> tuple[str, dict]:
+def _train_and_save(store: ModelStore, extra: Sequence[Example], progress: bool,
+                    config: dict | None = None) -> tuple[str, dict]:
     base_train, heldout = heldout_split(load_base_examples())
     examples = list(base_train) + list(extra)
-    model = train(examples, progress=progress)
+    model = train(examples, progress=progress, config=config)
     metrics = evaluate(model, heldout)
     metrics["heldout_fingerprint"] = fingerprint(heldout)
     version = store.save(model, metrics, fingerprint(examples))
@@ -45,13 +46,14 @@ def _comparable(store: ModelStore, version: str) -> dict:
 
 
 def train_and_maybe_promote(root: str | Path, extra_examples: Sequence[Example] = (),
-                            progress: bool = True) -> dict:
+                            progress: bool = True, config: dict | None = None) -> dict:
     """Train on the base training split plus `extra_examples` (agents'
     corrections), score on the held-out split, save, and make it current
-    unless it is worse than the current version."""
+    unless it is worse than the current version. `config` overrides
+    train.DEFAULT_CONFIG (e.g. {"tune": False} for a quick retrain)."""
     store = ModelStore(root)
     old = store.current()
-    new, metrics = _train_and_save(store, extra_examples, progress)
+    new, metrics = _train_and_save(store, extra_examples, progress, config)
     old_metrics = _comparable(store, old) if old is not None else None
     promoted, reason = store.promote_if_not_worse(new, old, old_metrics=old_metrics)
     return {

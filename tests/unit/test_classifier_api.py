@@ -50,6 +50,11 @@ def test_suggest_many_agrees_with_suggest(clf):
     assert clf.suggest_many([]) == []
 
 
+def test_default_model_has_a_dedicated_p0_model(clf):
+    assert clf.model.p0_model is not None
+    assert 0.0 < clf.model.p0_threshold < 1.0
+
+
 def test_p0_rule_forces_p0_and_shows_reason(clf):
     s = clf.suggest("味道还行，但是吃完全家都拉肚子了")
     assert s.urgency == "P0"
@@ -114,10 +119,10 @@ def test_default_model_reaches_floors_on_heldout(model_root):
     m = evaluate_version(model_root)
     assert m["n"] == 708
     # Floors a little below what the shipped configuration measures (RESULTS.md).
-    assert m["category_macro_f1"] > 0.62
-    assert m["urgency_macro_f1"] > 0.70
+    assert m["category_macro_f1"] > 0.65
+    assert m["urgency_macro_f1"] > 0.73
     assert m["p0_recall"] > 0.70
-    assert m["p0_precision"] > 0.45
+    assert m["p0_precision"] > 0.55
 
 
 def test_evaluate_version_on_a_csv(model_root, tmp_path):
@@ -137,7 +142,8 @@ def test_train_and_maybe_promote_refuses_a_worse_model(model_root, tmp_path):
     # Poisoned corrections: half the training texts again, all labelled other/P2.
     train_part, _ = heldout_split(load_base_examples())
     poison = [Example(e.text, "other", "P2") for e in train_part[::2]]
-    result = train_and_maybe_promote(root, poison, progress=False)
+    # No threshold tuning: the refusal comes from category F1, and this keeps the test quick.
+    result = train_and_maybe_promote(root, poison, progress=False, config={"tune": False})
     json.dumps(result, ensure_ascii=False)
     assert result["previous"] == old and result["version"] != old
     assert result["promoted"] is False

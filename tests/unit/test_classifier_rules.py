@@ -19,6 +19,10 @@ def hits(text):
     ("信用卡被盗刷了五千", "资金安全"),
     ("宽带断网三天了没人修", "服务中断"),
     ("莫名扣了我600元话费", "大额扣费"),
+    ("木耳里有飞虫", "食品安全"),
+    ("饭里全是沙子", "食品安全"),
+    ("洗发水用完头皮特别痒", "皮肤反应"),
+    ("固话不能用一个星期", "服务中断"),
 ])
 def test_p0_signals_are_flagged(text, name):
     found = hits(text)
@@ -41,6 +45,8 @@ def test_p1_signals_are_flagged_without_forcing_p0(text, name):
 
 def test_negated_symptom_is_not_a_hit():
     assert not p0_hit(hits("吃了没拉肚子，就是有点咸"))
+    assert not p0_hit(hits("苹果很新鲜，没有虫"))
+    assert not p0_hit(hits("用了一个月头皮不痒了"))
 
 
 def test_ordinary_complaints_hit_no_p0_rule():
