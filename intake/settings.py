@@ -74,6 +74,7 @@ class Settings:
     attachment_limit: int = 10 * 1024 * 1024
     max_text_chars: int = 20_000
     timezone: str = "Asia/Shanghai"
+    retention_years: int = 3               # closed complaints are kept at least this long
     mailboxes: tuple[MailboxSettings, ...] = ()
     smtp: SmtpSettings | None = None
     wechat: WechatSettings | None = None
@@ -119,7 +120,7 @@ def _build(data: dict[str, Any], env: Mapping[str, str]) -> Settings:
 
 
 _INTS = {"http_port", "worker_batch", "worker_max_attempts", "outbox_max_attempts", "ack_limit_per_hour",
-         "attachment_limit", "max_text_chars"}
+         "attachment_limit", "max_text_chars", "retention_years"}
 _FLOATS = {"review_threshold", "worker_idle_seconds"}
 
 
@@ -142,7 +143,8 @@ def _validate(s: Settings) -> None:
         raise SettingsError(f"KESU_HTTP_PORT / http_port must be 1-65535, got {s.http_port}")
     if not 0.0 <= s.review_threshold <= 1.0:
         raise SettingsError("review_threshold must be between 0 and 1")
-    for n in ("worker_batch", "worker_max_attempts", "outbox_max_attempts", "max_text_chars"):
+    for n in ("worker_batch", "worker_max_attempts", "outbox_max_attempts", "max_text_chars",
+              "retention_years"):
         if getattr(s, n) < 1:
             raise SettingsError(f"setting {n} must be at least 1")
     for mb in s.mailboxes:
