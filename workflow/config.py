@@ -85,3 +85,17 @@ class WorkflowEnv:
     """What workflow operations need besides a session."""
     calendar: WorkCalendar = field(default_factory=WorkCalendar)
     settings: WorkflowSettings = field(default_factory=WorkflowSettings)
+
+
+_current = WorkflowEnv()
+
+
+def configure(env: WorkflowEnv) -> None:
+    """Install the process-wide environment (the daemon does, once) for code paths that are not
+    handed one, such as a survey answer recorded by a channel."""
+    global _current
+    _current = env
+
+
+def current_env() -> WorkflowEnv:
+    return _current
