@@ -1,11 +1,11 @@
 """Feature extraction: jieba words, character n-grams and rule hits.
 
-Texts are prepared once (normalise, cut, match rules) and every feature
-block reads the prepared form, so jieba runs once per text.
+Texts are prepared once (normalise, match rules) and every feature block
+reads the prepared form. The jieba cut is computed on first use and kept, so
+jieba runs at most once per text, and never for a char-only model.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -19,20 +19,41 @@ from .tokenize import words
 FEATURE_SETS = ("word", "char", "word+char")
 
 
-@dataclass(frozen=True)
 class Prepared:
-    normalized: str
-    words: tuple[str, ...]
-    hits: tuple[RuleHit, ...]
+    """Normalised text, its rule hits and (lazily) its jieba words."""
+
+    __slots__ = ("normalized", "hits", "_words")
+
+    def __init__(self, normalized: str, words: Sequence[str] | None = None,
+                 hits: Sequence[RuleHit] = ()):
+        self.normalized = normalized
+        self.hits = tuple(hits)
+        self._words = None if words is None else tuple(words)
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        if self._words is None:
+            self._words = tuple(words(self.normalized))
+        return self._words
 
     @property
     def has_content(self) -> bool:
         return has_content(self.normalized)
 
+    def __eq__(self, other) -> bool:
+        return (isinstance(other, Prepared) and self.normalized == other.normalized
+                and self.hits == other.hits)
+
+    def __hash__(self) -> int:
+        return hash((self.normalized, self.hits))
+
+    def __repr__(self) -> str:
+        return f"Prepared({self.normalized!r}, hits={self.hits!r})"
+
 
 def prepare(text: object) -> Prepared:
     norm = normalize(text)
-    return Prepared(norm, tuple(words(norm)), tuple(match(norm)))
+    return Prepared(norm, None, match(norm))
 
 
 def prepare_many(texts: Iterable[object]) -> list[Prepared]:
