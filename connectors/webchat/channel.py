@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import copy
 import json
 import logging
@@ -19,7 +20,7 @@ from collections import Counter, defaultdict, deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 from aiohttp import WSMsgType, web
 from sqlalchemy import exists, select
@@ -29,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from connectors.base import (Attachment, InboundMessage, IntakePort, OutboundMessage, PermanentSendError, SendResult,
                              Sender, TransientSendError)
 from console.keys import AGENT   # the request key under which the console's auth middleware puts the agent
-from models import ChatMessage, ChatSession, Complaint, CustomerIdentity, InboxItem, utcnow
+from models import ChatMessage, ChatSession, Complaint, CustomerIdentity, InboxItem, is_sqlite, utcnow
 from models.crypto import keyring, mask
 from workflow.messages import local_time
 from workflow.sla import RESPONSE_PROMISE
@@ -108,6 +109,20 @@ def _api(handler):
     return wrapped
 
 
+class _NoGate:
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc) -> None:
+        return None
+
+    async def acquire(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
+
+
 class Connection:
     """One open socket: which conversation it carries, once the hello has been answered."""
 
@@ -136,6 +151,15 @@ class WebchatChannel:
         self._recent: dict[int, deque[float]] = defaultdict(deque)
         self._ip_sockets: Counter[str] = Counter()
         self._assets = _load_assets()
+        # SQLite has one writer: queueing our transactions here is far cheaper than SQLite's
+        # busy-wait sleeps between competing connections. PostgreSQL needs no gate.
+        self.gate: asyncio.Lock | _NoGate = asyncio.Lock() if is_sqlite(sessionmaker.kw.get("bind")) else _NoGate()
+
+    @contextlib.asynccontextmanager
+    async def _tx(self) -> AsyncIterator[AsyncSession]:
+        """A session whose transactions run behind the write gate."""
+        async with self.gate, self.sessionmaker() as session:
+            yield session
 
     # -- wiring -------------------------------------------------------------------------------------
     def setup_routes(self, app: web.Application) -> None:
@@ -152,7 +176,7 @@ class WebchatChannel:
         app.on_shutdown.append(lambda _app: self.close())
 
     def background(self) -> list[Awaitable[None]]:
-        return [self.hub.poll_forever(self.sessionmaker)]
+        return [self.hub.poll_forever(self._tx)]
 
     async def close(self) -> None:
         for subs in list(self.hub.subs.values()):
@@ -246,7 +270,7 @@ class WebchatChannel:
         if conn.chat_id is not None or (token is not None and (not isinstance(token, str) or len(token) > 128)):
             raise FrameError("invalid_frame")
         new_token = None
-        async with self.sessionmaker() as session:
+        async with self._tx() as session:
             if token:
                 row = await store.by_token(session, token)
                 if row is None:
@@ -309,41 +333,49 @@ class WebchatChannel:
 
     async def _converse(self, conn: Connection, text: str, cid: str | None,
                         act: Callable[[Dialogue], Awaitable[list[Say]]]) -> None:
+        """One customer turn. Usually one transaction: store the message, run the dialogue, store the
+        answers and the new state, commit. When the dialogue has to reach the rest of kesu (register,
+        verify a contact...), the customer's message is committed first, so no lock is held meanwhile."""
         chat_id = conn.chat_id
         async with self._lock(chat_id):
-            async with self.sessionmaker() as session:
-                if cid and (dup := await store.by_client_id(session, chat_id, cid)) is not None:
-                    await session.commit()
+            turn = _Turn(self, chat_id)
+            try:
+                await turn.begin()
+                if cid and (dup := await store.by_client_id(turn.session, chat_id, cid)) is not None:
+                    await turn.end()
                     conn.sub.delivered.discard(dup.id)         # a resend after a reconnect: stored once,
                     await self.hub.publish(chat_id, [dup])     # echoed again so the widget marks it sent
                     await conn.sub.send({"type": "typing", "on": False, "cid": cid})
                     return
-                row = await session.get(ChatSession, chat_id)
-                state = row.state
+                row = await store.lock(turn.session, chat_id)
+                state, public_id = row.state, row.public_id
+                inbound = turn.add([Line("in", "customer", text, cid)], row.next_seq)[0]
+                backend = ChatBackend(self, public_id, inbound.seq, state, before_io=turn.commit_inbound)
+                dialogue = Dialogue(backend, copy.deepcopy(state))
+                backend.state = dialogue.state          # the contact the customer proves during this turn counts
                 try:
-                    (inbound,) = await store.append(session, chat_id, [Line("in", "customer", text, cid)])
-                    await session.commit()
-                except IntegrityError:   # the same client id from another tab at the same moment
-                    return
-            await self.hub.publish(chat_id, [inbound])
-            if state.get("mode") != "human":
-                await self.hub.send_all(chat_id, {"type": "typing", "on": True})
-            backend = ChatBackend(self, row.public_id, inbound.seq, state)
-            dialogue = Dialogue(backend, copy.deepcopy(state))
-            backend.state = dialogue.state          # the contact the customer proves during this turn counts
-            try:
-                said = await act(dialogue)
-                state = dialogue.state
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("webchat: the dialogue failed for session %s", row.public_id)
-                said = [Say(SORRY)]
-            async with self.sessionmaker() as session:
-                out = await store.append(session, chat_id, [_bot_line(s) for s in said])
-                await store.save_state(session, chat_id, state, state.get("mode") == "human")
-                await session.commit()
-            await self.hub.publish(chat_id, out)
+                    said = await act(dialogue)
+                    state = dialogue.state
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("webchat: the dialogue failed for session %s", public_id)
+                    said = [Say(SORRY)]
+                if turn.committed:
+                    await turn.begin()
+                    next_seq = (await store.lock(turn.session, chat_id)).next_seq
+                else:
+                    next_seq = inbound.seq
+                out = turn.add([_bot_line(s) for s in said], next_seq)
+                await store.save_state(turn.session, chat_id, state, state.get("mode") == "human",
+                                       next_seq=next_seq + len(out))
+                await turn.end()
+            except IntegrityError:   # the same client id from another tab at the same moment
+                await turn.end(commit=False)
+                return
+            finally:
+                await turn.close()
+            await self.hub.publish(chat_id, [inbound, *out])
             # "done" for this message: the widget stops its typing dots, clients know all replies are in
             await self.hub.send_all(chat_id, {"type": "typing", "on": False, "cid": cid})
 
@@ -353,14 +385,14 @@ class WebchatChannel:
         text = (item.payload or {}).get("text")
         if not isinstance(public_id, str) or not isinstance(text, str) or not text.strip():
             raise PermanentSendError("a web chat item needs reply_to.session and payload.text")
-        async with self.sessionmaker() as session:
+        async with self._tx() as session:
             row = await store.by_public_id(session, public_id)
             await session.commit()
         if row is None:
             raise PermanentSendError(f"unknown chat session {mask(public_id)}")
         number = item.payload.get("number")
         async with self._lock(row.id):
-            async with self.sessionmaker() as session:
+            async with self._tx() as session:
                 row = await session.get(ChatSession, row.id, populate_existing=True)
                 state = copy.deepcopy(row.state)
                 if item.kind == "ack" and number:
@@ -388,7 +420,7 @@ class WebchatChannel:
     # -- the agents' chat API (the console's middleware has checked the bearer token) ----------------------
     async def api_list(self, request: web.Request) -> web.Response:
         waiting_only = request.query.get("waiting", "1") not in ("0", "false", "no")
-        async with self.sessionmaker() as session:
+        async with self._tx() as session:
             stmt = select(ChatSession).order_by(ChatSession.last_seen_at.desc()).limit(100)
             if waiting_only:
                 stmt = stmt.where(ChatSession.needs_human.is_(True))
@@ -413,7 +445,7 @@ class WebchatChannel:
 
     @_api
     async def api_messages(self, request: web.Request) -> web.Response:
-        async with self.sessionmaker() as session:
+        async with self._tx() as session:
             row = await self._chat_or_404(session, request)
             lines = await store.history(session, row.id)
             await session.commit()
@@ -432,11 +464,11 @@ class WebchatChannel:
         if len(text) > MAX_TEXT:
             raise ApiProblem(400, f"text is longer than {MAX_TEXT} characters", field="text")
         agent = request[AGENT]
-        async with self.sessionmaker() as session:
+        async with self._tx() as session:
             row = await self._chat_or_404(session, request)
             await session.commit()
         async with self._lock(row.id):
-            async with self.sessionmaker() as session:
+            async with self._tx() as session:
                 (line,) = await store.append(session, row.id, [Line("out", f"agent:{agent.id}", text.strip())])
                 await session.commit()
         await self.hub.publish(row.id, [line])
@@ -445,11 +477,11 @@ class WebchatChannel:
     @_api
     async def api_release(self, request: web.Request) -> web.Response:
         """The agent is done: the bot takes the conversation back and asks for a rating."""
-        async with self.sessionmaker() as session:
+        async with self._tx() as session:
             row = await self._chat_or_404(session, request)
             await session.commit()
         async with self._lock(row.id):
-            async with self.sessionmaker() as session:
+            async with self._tx() as session:
                 row = await session.get(ChatSession, row.id, populate_existing=True)
                 dialogue = Dialogue(ChatBackend(self, row.public_id, 0, row.state), copy.deepcopy(row.state))
                 said = dialogue.agent_released()
@@ -460,14 +492,70 @@ class WebchatChannel:
         return _json({"id": row.public_id, "needs_human": False})
 
 
+class _Turn:
+    """The transaction(s) of one customer turn, behind the channel's write gate."""
+
+    def __init__(self, channel: "WebchatChannel", chat_id: int):
+        self.channel, self.chat_id = channel, chat_id
+        self.session = channel.sessionmaker()
+        self.held = False
+        self.committed = False
+        self.inbound: list[ChatMessage] = []
+
+    async def begin(self) -> None:
+        await self.channel.gate.acquire()
+        self.held = True
+
+    def add(self, lines: list[Line], after_seq: int) -> list[ChatMessage]:
+        rows = store.rows(self.chat_id, lines, after_seq)
+        self.session.add_all(rows)
+        if not self.inbound:
+            self.inbound = rows
+        return rows
+
+    async def commit_inbound(self) -> None:
+        """Before the dialogue waits on the rest of kesu: commit the customer's message, show it."""
+        if self.committed:
+            return
+        await store.save_seq(self.session, self.chat_id, self.inbound[-1].seq)
+        await self.end()
+        self.committed = True
+        await self.channel.hub.publish(self.chat_id, self.inbound)
+        await self.channel.hub.send_all(self.chat_id, {"type": "typing", "on": True})
+
+    async def end(self, commit: bool = True) -> None:
+        try:
+            if commit:
+                await self.session.commit()
+            else:
+                await self.session.rollback()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        if self.held:
+            self.held = False
+            self.channel.gate.release()
+
+    async def close(self) -> None:
+        self._release()
+        await self.session.close()
+
+
 class ChatBackend:
     """What the dialogue of one conversation may do to kesu, on behalf of the customer message `seq`."""
 
-    def __init__(self, channel: WebchatChannel, public_id: str, seq: int, state: dict[str, Any]):
+    def __init__(self, channel: WebchatChannel, public_id: str, seq: int, state: dict[str, Any],
+                 before_io: Callable[[], Awaitable[None]] | None = None):
         self.channel = channel
         self.public_id = public_id
         self.seq = seq
         self.state = state
+        self._before_io = before_io
+
+    async def _io(self) -> None:
+        if self._before_io is not None:
+            await self._before_io()
 
     def _sender(self, contact: str | None) -> Sender:
         email = contact if contact and valid_email(contact) else None
@@ -479,6 +567,7 @@ class ChatBackend:
         return await self.channel.intake.process_now(CHANNEL, msg.external_id, timeout=self.channel.register_timeout)
 
     async def register(self, slots: dict[str, Any]) -> Registered | None:
+        await self._io()
         details = [("产品/服务", slots.get("product")), ("订单号", slots.get("order_no")),
                    ("发生时间", slots.get("when")), ("诉求", slots.get("wants"))]
         text = "\n".join([slots.get("description") or ""] + [f"{k}：{v}" for k, v in details if v])
@@ -490,15 +579,16 @@ class ChatBackend:
         number = await self._submit(msg)
         if number is None:
             return None
-        async with self.channel.sessionmaker() as session:
+        async with self.channel._tx() as session:
             c = await session.scalar(select(Complaint).where(Complaint.number == number))
             await session.commit()
         return Registered(number, c.urgency, RESPONSE_PROMISE.get(c.urgency, "24小时"), local_time(c.response_due))
 
     async def verify(self, number: str, contact: str) -> bool:
+        await self._io()
         kind = "email" if "@" in contact else "phone"
         digest = keyring().blind_index(kind, contact)
-        async with self.channel.sessionmaker() as session:
+        async with self.channel._tx() as session:
             found = await session.scalar(select(exists().where(
                 Complaint.number == number, CustomerIdentity.customer_id == Complaint.customer_id,
                 CustomerIdentity.kind == kind, CustomerIdentity.value_hash == digest)))
@@ -506,12 +596,14 @@ class ChatBackend:
         return bool(found)
 
     async def status(self, number: str) -> tuple[str, str | None] | None:
-        async with self.channel.sessionmaker() as session:
+        await self._io()
+        async with self.channel._tx() as session:
             c = await session.scalar(select(Complaint).where(Complaint.number == number))
             await session.commit()
         return None if c is None else (c.status, local_time(c.response_due))
 
     async def add_info(self, number: str, text: str, photo: Photo | None) -> bool:
+        await self._io()
         attachments = ()
         if photo is not None:
             attachments = (Attachment.from_bytes(photo.name, photo.content_type, photo.data,
@@ -523,8 +615,9 @@ class ChatBackend:
         return await self._submit(msg) == number
 
     async def rate(self, number: str, score: int) -> bool:
+        await self._io()
         # One overall 1-5 score for the handling, recorded for each survey dimension.
-        async with self.channel.sessionmaker() as session:
+        async with self.channel._tx() as session:
             complaint_id = await session.scalar(select(Complaint.id).where(Complaint.number == number))
             if complaint_id is None:
                 return False

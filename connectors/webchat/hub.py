@@ -12,10 +12,10 @@ import asyncio
 import logging
 from collections import defaultdict
 from datetime import timedelta
-from typing import Any, Iterable
+from typing import Any, AsyncContextManager, Callable, Iterable
 
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import ChatMessage
 
@@ -24,7 +24,7 @@ from . import store
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
-POLL_WINDOW = timedelta(seconds=30)   # longer than any commit delay between two processes
+POLL_WINDOW = timedelta(seconds=15)   # longer than any commit delay between two processes
 
 
 class Subscriber:
@@ -73,7 +73,7 @@ class Hub:
         for sub in list(self.subs.get(session_id, ())):
             await sub.send(data)
 
-    async def poll_once(self, sessionmaker: async_sessionmaker[AsyncSession]) -> int:
+    async def poll_once(self, sessionmaker: Callable[[], AsyncContextManager[AsyncSession]]) -> int:
         """Push messages other processes wrote for the sessions connected here."""
         if not self.subs:
             return 0
@@ -87,7 +87,8 @@ class Hub:
             await self.publish(m.session_id, [m])
         return len(rows)
 
-    async def poll_forever(self, sessionmaker: async_sessionmaker[AsyncSession], every: float = POLL_SECONDS) -> None:
+    async def poll_forever(self, sessionmaker: Callable[[], AsyncContextManager[AsyncSession]],
+                           every: float = POLL_SECONDS) -> None:
         while True:
             try:
                 await self.poll_once(sessionmaker)

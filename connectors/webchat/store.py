@@ -88,9 +88,35 @@ async def append(session: AsyncSession, session_id: int, lines: list[Line]) -> l
     return rows
 
 
-async def save_state(session: AsyncSession, session_id: int, state: dict[str, Any], needs_human: bool) -> None:
+async def lock(session: AsyncSession, session_id: int) -> ChatSession:
+    """Load a session for a turn; on PostgreSQL its row stays locked until the commit (on SQLite
+    the transaction is the only writer anyway)."""
+    stmt = select(ChatSession).where(ChatSession.id == session_id).execution_options(populate_existing=True)
+    if session.bind.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    return (await session.scalars(stmt)).one()
+
+
+def rows(session_id: int, lines: list[Line], after_seq: int) -> list[ChatMessage]:
+    """New messages numbered after `after_seq` (the caller holds the session row)."""
+    now = utcnow()
+    return [ChatMessage(session_id=session_id, seq=after_seq + 1 + i, direction=line.direction, author=line.author,
+                        text=line.text, client_id=line.client_id,
+                        meta={"options": list(line.options)} if line.options else None, created_at=now)
+            for i, line in enumerate(lines)]
+
+
+async def save_seq(session: AsyncSession, session_id: int, next_seq: int) -> None:
     await session.execute(update(ChatSession).where(ChatSession.id == session_id)
-                          .values(state=state, needs_human=needs_human, last_seen_at=utcnow()))
+                          .values(next_seq=next_seq, last_seen_at=utcnow()))
+
+
+async def save_state(session: AsyncSession, session_id: int, state: dict[str, Any], needs_human: bool,
+                     next_seq: int | None = None) -> None:
+    values: dict[str, Any] = dict(state=state, needs_human=needs_human, last_seen_at=utcnow())
+    if next_seq is not None:
+        values["next_seq"] = next_seq
+    await session.execute(update(ChatSession).where(ChatSession.id == session_id).values(**values))
 
 
 async def history(session: AsyncSession, session_id: int, limit: int = HISTORY_LIMIT) -> list[ChatMessage]:

@@ -119,6 +119,8 @@
 
   // -- conversation state --------------------------------------------------------------------------
   var ws = null, ready = false, attempt = 0, timer = null, opened = false, unread = 0;
+  var typing = el("div", { "class": "msg from-bot typing", "aria-hidden": "true" });
+  typing.appendChild(el("div", { "class": "bubble" }, "• • •"));
   var shown = {};                                    // message id -> element
   var outbox = [];                                   // [{cid, text}] not yet confirmed by the server
   try { outbox = JSON.parse(load("outbox") || "[]") || []; } catch (e) { outbox = []; }
@@ -272,6 +274,8 @@
       scrollDown(true);
     } else if (data.type === "message") {
       receive(data, true);
+    } else if (data.type === "typing") {
+      if (data.on) { log.appendChild(typing); scrollDown(false); } else if (typing.parentNode) { typing.remove(); }
     } else if (data.type === "error") {
       if (data.code === "unknown_session") {
         save("token", null);
