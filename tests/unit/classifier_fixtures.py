@@ -1,16 +1,16 @@
-"""Shared classifier fixtures: one model trained per test session."""
+"""Shared classifier fixtures: the one model trained per test session (tests/conftest.py `model_dir`)."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
-from classifier import Classifier, ensure_default_model
+from classifier import Classifier
 
 
 @pytest.fixture(scope="session")
-def model_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("classifier-models")
-    ensure_default_model(root)
-    return root
+def model_root(model_dir) -> Path:
+    return Path(model_dir)   # read-only for tests: a test that changes a store copies it first
 
 
 @pytest.fixture(scope="session")
