@@ -88,7 +88,7 @@ def check_cutoff(before: date, now: datetime, years: int) -> None:
                              f"{years}-year retention period; use --before {latest.isoformat()} or earlier")
 
 
-def _closed_before(before: date):
+def closed_before(before: date):
     return select(Complaint.id).where(Complaint.status.in_(TERMINAL), Complaint.closed_at.is_not(None),
                                       Complaint.closed_at < day_start(before))
 
@@ -134,14 +134,14 @@ async def archive(session: AsyncSession, before: date, path: str | os.PathLike, 
     """Write the complaints closed before `before` (and what belongs to them) to `path`."""
     now = now or utcnow()
     check_cutoff(before, now, years)
-    ids = await _ids(session, _closed_before(before).order_by(Complaint.id))
+    ids = await _ids(session, closed_before(before).order_by(Complaint.id))
     tables: list[tuple[Table, Any]] = [(Complaint.__table__, lambda chunk: Complaint.id.in_(chunk))]
     for model in BY_COMPLAINT:
         tables.append((model.__table__, lambda chunk, m=model: m.complaint_id.in_(chunk)))
     tables.append((StoredAttachment.__table__, lambda chunk: StoredAttachment.message_id.in_(
         select(ComplaintMessage.id).where(ComplaintMessage.complaint_id.in_(chunk)))))
     customer_ids = sorted(set(await _ids(session, select(Complaint.customer_id).distinct().where(
-        Complaint.id.in_(_closed_before(before)), Complaint.customer_id.is_not(None)))))
+        Complaint.id.in_(closed_before(before)), Complaint.customer_id.is_not(None)))))
     manifest = {
         "format": FORMAT, "version": VERSION, "created_at": now.isoformat(), "created_by": actor,
         "closed_before": before.isoformat(), "timezone": "Asia/Shanghai", "retention_years": years,
@@ -285,7 +285,7 @@ async def purge(session: AsyncSession, before: date, *, now: datetime | None = N
     """Anonymise the complaints closed before `before`; refused inside the retention period."""
     now = now or utcnow()
     check_cutoff(before, now, years)
-    ids = _closed_before(before)
+    ids = closed_before(before)
     n = int(await session.scalar(select(func.count()).select_from(ids.subquery())) or 0)
     counts = await anonymise(session, ids)
     counts["complaints"] = n
