@@ -10,18 +10,18 @@ from aiohttp import web
 from sqlalchemy import func, select, text
 
 from connectors.base import InboundMessage, Sender
-from models import Agent, Complaint, ComplaintMessage, Customer, LabelledExample, utcnow
+from models import Agent, Complaint, ComplaintMessage, Customer
 from workflow import audit
 from workflow.agents import issue_token, verify_password
-from workflow.sla import deadlines
 
-from .auth import department_scope, require_role, sees_contacts
+from . import service
+from .auth import department_scope, sees_contacts
 from .errors import ApiError, error, json_response
-from .keys import AGENT, CALENDAR, INTAKE, SESSIONMAKER, SETTINGS
-from .views import CATEGORY_LABELS, complaint_detail, complaint_summary
+from .keys import AGENT, INTAKE, SESSIONMAKER, SETTINGS
+from .openapi import OPENAPI
+from .views import complaint_detail, complaint_summary
 
 AGENT_CHANNELS = ("phone", "walk_in")
-URGENCIES = ("P0", "P1", "P2")
 PAGE_SIZE = 50
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+?[\d\- ]{5,20}$")
@@ -172,30 +172,93 @@ async def get_complaint(request: web.Request) -> web.Response:
 async def review_suggestion(request: web.Request) -> web.Response:
     """An agent confirms or corrects the suggested category and urgency; it becomes training data."""
     body = await read_json(request)
-    category, urgency = body.get("category"), body.get("urgency")
-    if category not in CATEGORY_LABELS:
-        raise ApiError(400, f"category must be one of {', '.join(CATEGORY_LABELS)}", field="category")
-    if urgency not in URGENCIES:
-        raise ApiError(400, "urgency must be P0, P1 or P2", field="urgency")
-    agent = request[AGENT]
-    async with request.app[SESSIONMAKER]() as session:
-        complaint = await load_visible(request, session)
-        suggestion = complaint.suggestion or {}
-        before = {"category": complaint.category, "urgency": complaint.urgency}
-        session.add(LabelledExample(
-            complaint_id=complaint.id, text=complaint.text, category=category, urgency=urgency,
-            suggested_category=suggestion.get("category"), suggested_urgency=suggestion.get("urgency"),
-            model_version=suggestion.get("model_version"), agent_id=agent.id, created_at=utcnow()))
-        complaint.category, complaint.reviewed, complaint.needs_review = category, True, False
-        if urgency != complaint.urgency:
-            complaint.urgency = urgency
-            complaint.response_due, complaint.resolve_due = deadlines(urgency, complaint.received_at,
-                                                                      request.app[CALENDAR])
-        after = {"category": category, "urgency": urgency}
-        audit.record(session, f"agent:{agent.id}", "reviewed" if before == after else "corrected",
-                     complaint_id=complaint.id, before=before, after=after)
-        await session.commit()
-    return json_response(complaint_summary(complaint))
+    return json_response(await service.review(request.app, request[AGENT], request.match_info["number"],
+                                              body.get("category"), body.get("urgency")))
+
+
+@routes.get("/api/complaints/{number}/workflow")
+async def complaint_workflow(request: web.Request) -> web.Response:
+    """The complaint page's data: thread, suggestion, history and repeats, plans, tasks, audit, next actions."""
+    return json_response(await service.complaint_page(request.app, request[AGENT], request.match_info["number"]))
+
+
+@routes.get("/api/complaints/{number}/audit")
+async def complaint_audit(request: web.Request) -> web.Response:
+    page = await service.complaint_page(request.app, request[AGENT], request.match_info["number"])
+    return json_response({"number": page["number"], "events": page["audit"]})
+
+
+@routes.post("/api/complaints/{number}/actions/{action}")
+async def complaint_action(request: web.Request) -> web.Response:
+    """A lifecycle action (assign, start, draft_plan, approve_plan, reject_plan, await_customer, resume,
+    resolve, confirm, dispute, reopen, record_survey, close, merge, withdraw) with its parameters."""
+    body = await read_json(request) if request.can_read_body else {}
+    return json_response(await service.act(request.app, request[AGENT], request.match_info["number"],
+                                           request.match_info["action"], body))
+
+
+@routes.post("/api/complaints/{number}/replies")
+async def complaint_reply(request: web.Request) -> web.Response:
+    """Write to the customer on the channel the complaint came from (phone: record the call)."""
+    body = await read_json(request)
+    return json_response(await service.reply(request.app, request[AGENT], request.match_info["number"],
+                                             body.get("text")), 201)
+
+
+@routes.get("/api/queues/{queue}")
+async def get_queue(request: web.Request) -> web.Response:
+    """review | mine | at-risk | disputed"""
+    items = await service.queue(request.app, request[AGENT], request.match_info["queue"])
+    return json_response({"queue": request.match_info["queue"], "items": items})
+
+
+@routes.get("/api/tasks")
+async def list_tasks(request: web.Request) -> web.Response:
+    status = request.query.get("status", "open")
+    if status not in ("open", "done"):
+        raise ApiError(400, "status must be open or done", field="status")
+    return json_response({"tasks": await service.tasks(request.app, request[AGENT], status)})
+
+
+@routes.post("/api/tasks/{id}/done")
+async def task_done(request: web.Request) -> web.Response:
+    body = await read_json(request) if request.can_read_body else {}
+    note = body.get("note")
+    if note is not None and (not isinstance(note, str) or len(note) > 2000):
+        raise ApiError(400, "note must be text of at most 2000 characters", field="note")
+    return json_response(await service.complete_task(request.app, request[AGENT], _int_id(request), note))
+
+
+@routes.get("/api/dead-letters")
+async def list_dead_letters(request: web.Request) -> web.Response:
+    """Dead or undeliverable outbox rows and quarantined or dead inbox items (supervisors and above)."""
+    return json_response(await service.dead_letters(request.app, request[AGENT]))
+
+
+@routes.post("/api/outbox/{id}/{op}")
+async def outbox_item(request: web.Request) -> web.Response:
+    """op: retry | discard"""
+    return json_response(await service.dead_letter(request.app, request[AGENT], "outbox", _int_id(request),
+                                                   request.match_info["op"]))
+
+
+@routes.post("/api/inbox/{id}/{op}")
+async def inbox_item(request: web.Request) -> web.Response:
+    """op: retry | discard"""
+    return json_response(await service.dead_letter(request.app, request[AGENT], "inbox", _int_id(request),
+                                                   request.match_info["op"]))
+
+
+@routes.get("/api/openapi.json")
+async def openapi_document(request: web.Request) -> web.Response:
+    return json_response(OPENAPI)
+
+
+def _int_id(request: web.Request) -> int:
+    try:
+        return int(request.match_info["id"])
+    except ValueError:
+        raise ApiError(404, "no such item") from None
 
 
 @web.middleware

@@ -12,3 +12,5 @@ SETTINGS = web.AppKey("settings", object)      # intake.settings.Settings
 CLASSIFIER = web.AppKey("classifier", object)  # classifier.Classifier
 AGENT = web.RequestKey("agent", object)        # the authenticated models.Agent
 CALENDAR = web.AppKey("calendar", object)      # workflow.calendar.WorkCalendar
+WORKFLOW = web.AppKey("workflow", object)      # workflow.config.WorkflowEnv
+CONSOLE_SESSION = web.RequestKey("console_session", object)   # models.ConsoleSession of a browser

@@ -7,6 +7,8 @@ import logging
 from aiohttp import web
 
 from console.app import build_app
+from workflow.config import current_env
+from workflow.scheduler import Scheduler
 
 from .outbox import Dispatcher
 from .runtime import Runtime
@@ -44,6 +46,8 @@ class Kesu:
         await site.start()
         self.http_port = self._runner.addresses[0][1]
         jobs = [rt.worker.run_forever(self.settings.worker_idle_seconds), self.dispatcher.run_forever()]
+        scheduler = Scheduler(rt.sessionmaker, current_env(), outbox_wake=rt.worker.outbox_wake)
+        jobs.append(scheduler.run_forever())
         for channel in self.channels.values():
             jobs.extend(channel.background() if hasattr(channel, "background") else [])
         self._tasks = [asyncio.create_task(job) for job in jobs]

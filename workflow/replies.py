@@ -52,6 +52,12 @@ def meaning(status: str, text: str, survey_sent: bool) -> tuple[str, dict] | Non
 
 
 async def _cursor(session: AsyncSession) -> ChannelCursor | None:
+    stmt = select(ChannelCursor).where(ChannelCursor.key == CURSOR)
+    if session.bind.dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)   # another process is reading: leave it to them
+    found = await session.scalar(stmt)
+    if found is not None:
+        return found
     dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
     await session.execute(dialect.insert(ChannelCursor).values(key=CURSOR, value={"low": 0, "seen": []},
                                                                updated_at=datetime.now().astimezone())
@@ -85,8 +91,9 @@ async def read_replies(session: AsyncSession, env: WorkflowEnv, now: datetime) -
             seen.discard(row.id)
         else:
             break
-    cursor.value = {"low": low, "seen": sorted(i for i in seen if i > low)}
-    cursor.updated_at = now
+    value = {"low": low, "seen": sorted(i for i in seen if i > low)}
+    if value != cursor.value:      # an idle poll writes nothing
+        cursor.value, cursor.updated_at = value, now
     return len(fresh)
 
 
