@@ -1,0 +1,49 @@
+"""The HTML monthly report from a running daemon, rendered by headless Chromium; the screenshot is
+kept as artifacts/report-2026-10.png."""
+from __future__ import annotations
+
+import base64
+
+import pytest_asyncio
+
+from intake.daemon import Kesu
+from intake.settings import Settings
+from tests.conftest import TEST_KEY
+from tests.e2e.browser import browser, page, save_artifact  # noqa: F401  (fixtures)
+from tests.fakes import KeywordClassifier
+from tests.integration.test_report_figures import SECRET_NAME, SECRET_PHONE, seed_fixed_month
+from workflow.agents import create_agent
+
+
+@pytest_asyncio.fixture
+async def served(sqlite_url, tmp_path):
+    settings = Settings(database_url=sqlite_url, http_port=0, secret_key=base64.b64encode(TEST_KEY).decode(),
+                        key_file=str(tmp_path / "unused.key"), model_dir=str(tmp_path / "models"))
+    async with Kesu(settings, classifier=KeywordClassifier()) as k:
+        async with k.runtime.sessionmaker() as s:
+            await seed_fixed_month(s)
+            _, token = await create_agent(s, "max", "manager", None)
+            await s.commit()
+        yield f"http://127.0.0.1:{k.http_port}", token
+
+
+async def test_html_report_renders_in_chromium_with_its_charts(served, page):
+    base, token = served
+    await page.set_extra_http_headers({"Authorization": f"Bearer {token}"})
+    response = await page.goto(f"{base}/api/reports/2026-10?format=html", wait_until="load")
+    assert response.status == 200
+    assert await page.title() == "2026-10 月度投诉报告"
+    charts = await page.eval_on_selector_all(
+        "img.chart", "imgs => imgs.map(i => ({alt: i.alt, w: i.naturalWidth, h: i.naturalHeight, ok: i.complete}))")
+    assert [c["alt"] for c in charts] == ["每日投诉量", "投诉分类构成", "各紧急程度及时率", "满意度评分分布"]
+    assert all(c["ok"] and c["w"] > 400 and c["h"] > 200 for c in charts)
+    assert (await page.inner_text("#total .v")) == "8"
+    rows = await page.eval_on_selector_all("#longest-open tr td:first-child", "tds => tds.map(t => t.textContent)")
+    assert rows == ["T-K3", "T-K5", "T-K6", "T-K7"]
+    body = await page.inner_text("body")
+    assert "客户投诉退货月统计表" in body and SECRET_NAME not in body and SECRET_PHONE not in body
+    # the page's first-choice font, which has the Chinese glyphs, is the one available to the browser
+    assert await page.evaluate("document.fonts.check('16px \"WenQuanYi Micro Hei\"', '月度投诉报告')")
+    shot = await save_artifact(page, "report-2026-10.png", full_page=True)
+    assert shot.stat().st_size > 50_000
+    assert page.errors == []
