@@ -42,8 +42,6 @@ async def test_html_report_renders_in_chromium_with_its_charts(served, page):
     assert rows == ["T-K3", "T-K5", "T-K6", "T-K7"]
     body = await page.inner_text("body")
     assert "客户投诉退货月统计表" in body and SECRET_NAME not in body and SECRET_PHONE not in body
-    # the page's first-choice font, which has the Chinese glyphs, is the one available to the browser
-    assert await page.evaluate("document.fonts.check('16px \"WenQuanYi Micro Hei\"', '月度投诉报告')")
     shot = await save_artifact(page, "report-2026-10.png", full_page=True)
     assert shot.stat().st_size > 50_000
     assert page.errors == []
