@@ -267,16 +267,17 @@ async def survey_answer(request: web.Request) -> web.Response:
     comment = str(form.get("comment") or "").strip()[:2000] or None
     async with request.app[SESSIONMAKER]() as session:
         complaint = await _survey_complaint(request, session)
+        number, still_open = complaint.number, complaint.status == "confirmed"
         try:
             await answer(session, complaint, request.app[WORKFLOW], channel=complaint.channel, scores=scores,
                          comment=comment, now=utcnow())
         except (SurveyError, service.WorkflowError) as exc:
             await session.rollback()
-            return render(request, "survey.html", status=400, number=complaint.number,
-                          open=complaint.status == "confirmed", token=request.match_info["token"],
+            return render(request, "survey.html", status=400, number=number, open=still_open,
+                          token=request.match_info["token"],
                           problem=str(exc))
         await session.commit()
-    return render(request, "survey_done.html", number=complaint.number)
+    return render(request, "survey_done.html", number=number)
 
 
 @web.middleware
