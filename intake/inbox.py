@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from connectors.base import AcceptResult, Attachment, InboundMessage, MessageKind, Sender
-from models import Complaint, InboxItem, utcnow
+from models import Complaint, InboxItem, utcnow, write_gate
 from models.crypto import mask
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class Inbox:
         """Commit the group in one transaction and settle its callers; False if it failed
         (a group of one is then settled with the error)."""
         try:
-            async with self.sessionmaker() as session:
+            async with write_gate(self.sessionmaker), self.sessionmaker() as session:
                 results = await self.accept_many_in(session, [m for m, _ in group])
                 await session.commit()
         except Exception as exc:

@@ -17,9 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from connectors.base import (Channel, OutboundMessage, PermanentSendError, SendResult, WindowClosedError,
                              backoff_delay)
-from models import ComplaintMessage, CustomerIdentity, OutboxItem, utcnow
+from models import Complaint, ComplaintMessage, CustomerIdentity, OutboxItem, utcnow, write_gate
 from models.crypto import mask
-from models import Complaint
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +67,7 @@ class Dispatcher:
 
     async def _claim(self) -> list[OutboundMessage]:
         now = utcnow()
-        async with self.sessionmaker() as session:
+        async with write_gate(self.sessionmaker), self.sessionmaker() as session:
             due = or_(and_(OutboxItem.status == "pending", OutboxItem.next_attempt_at <= now),
                       and_(OutboxItem.status == "sending", OutboxItem.lease_until < now))
             stmt = select(OutboxItem).where(due).order_by(OutboxItem.id).limit(self.batch)
@@ -107,7 +106,7 @@ class Dispatcher:
 
     async def _finish(self, item: OutboundMessage, status: str, *, error: str | None = None,
                       result: SendResult | None = None, retry_in: float | None = None) -> None:
-        async with self.sessionmaker() as session:
+        async with write_gate(self.sessionmaker), self.sessionmaker() as session:
             row = await session.get(OutboxItem, item.id)
             row.status, row.lease_until = status, None
             if error:
@@ -127,7 +126,7 @@ class Dispatcher:
 
     async def _fall_back(self, item: OutboundMessage, exc: Exception) -> None:
         """The channel cannot reach the customer now: try their e-mail, else leave it to an agent."""
-        async with self.sessionmaker() as session:
+        async with write_gate(self.sessionmaker), self.sessionmaker() as session:
             row = await session.get(OutboxItem, item.id)
             email = None
             if row.complaint_id is not None and "email" in self.channels:

@@ -20,7 +20,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from connectors.base import backoff_delay
-from models import Complaint, Customer, CustomerIdentity, InboxItem, utcnow
+from models import Complaint, Customer, CustomerIdentity, InboxItem, utcnow, write_gate
 from models.crypto import mask
 
 from .batch import Batch, identity_keys_of
@@ -44,6 +44,7 @@ class Worker:
         self.max_attempts = max_attempts
         self.wake = wake or asyncio.Event()
         self.outbox_wake = outbox_wake or asyncio.Event()   # new outbox rows may be waiting
+        self.gate = write_gate(sessionmaker)
         self.processed = 0
 
     async def run_forever(self, idle: float = 0.5) -> None:
@@ -68,7 +69,7 @@ class Worker:
 
     async def run_once(self) -> int:
         """Claim and process one batch; returns how many items it took."""
-        async with self.sessionmaker() as session:
+        async with self.gate, self.sessionmaker() as session:
             items = (await session.scalars(self._due(session))).all()
             if not items:
                 await session.commit()
@@ -77,14 +78,17 @@ class Worker:
             try:
                 await self.process(session, items)
                 await session.commit()
+                failed = False
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 await session.rollback()
+                failed = True
                 log.warning("batch of %d could not be written (%s); processing its items one by one",
                             len(ids), type(exc).__name__)
-                for item_id in ids:
-                    await self._process_alone(item_id)
+        if failed:
+            for item_id in ids:
+                await self._process_alone(item_id)
         self.outbox_wake.set()
         self.processed += len(ids)
         return len(ids)
@@ -98,7 +102,7 @@ class Worker:
 
     async def _process_alone(self, item_id: int) -> None:
         try:
-            async with self.sessionmaker() as session:
+            async with self.gate, self.sessionmaker() as session:
                 stmt = select(InboxItem).where(InboxItem.id == item_id, InboxItem.status == "pending")
                 if session.bind.dialect.name == "postgresql":
                     stmt = stmt.with_for_update(skip_locked=True)
@@ -109,7 +113,7 @@ class Worker:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            async with self.sessionmaker() as session:
+            async with self.gate, self.sessionmaker() as session:
                 item = await session.get(InboxItem, item_id)
                 if item is not None and item.status == "pending":
                     self._retry_later(item, exc)
@@ -117,7 +121,8 @@ class Worker:
 
     async def process_one(self, channel: str, external_id: str) -> str | None:
         """Process one accepted item now (or wait for whoever holds it); return its complaint number."""
-        async with self.sessionmaker() as session:
+        failed = False
+        async with self.gate, self.sessionmaker() as session:
             stmt = select(InboxItem).where(InboxItem.channel == channel, InboxItem.external_id == external_id[:255])
             if session.bind.dialect.name == "postgresql":
                 stmt = stmt.with_for_update()   # waits for a worker that has it locked
@@ -133,7 +138,9 @@ class Worker:
                     raise
                 except Exception:
                     await session.rollback()
-                    await self._process_alone(item_id)
+                    failed = True
+        if failed:
+            await self._process_alone(item_id)
         async with self.sessionmaker() as session:
             number = await session.scalar(select(Complaint.number).join(
                 InboxItem, InboxItem.complaint_id == Complaint.id).where(InboxItem.id == item_id))

@@ -1,6 +1,9 @@
 """Engine and session factory for SQLite (embedded) and PostgreSQL (shared by many processes)."""
 from __future__ import annotations
 
+import asyncio
+import weakref
+
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -41,3 +44,37 @@ def _sqlite_setup(engine: AsyncEngine) -> None:
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+class _NoGate:
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc) -> None:
+        return None
+
+    async def acquire(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        return None
+
+
+_NO_GATE = _NoGate()
+_gates: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def write_gate(engine_or_sessionmaker):
+    """An in-process lock for the writers of one SQLite database (a no-op on PostgreSQL).
+
+    SQLite has one write lock; writers that meet at it wait in the driver's busy handler, which
+    sleeps in steps of up to 100 ms. Queueing on an asyncio lock first hands the database over
+    at once. Hold it for one transaction only, and never while awaiting another component."""
+    engine = getattr(engine_or_sessionmaker, "kw", {}).get("bind", engine_or_sessionmaker)
+    if engine is None or not is_sqlite(engine):
+        return _NO_GATE
+    sync = engine.sync_engine
+    gate = _gates.get(sync)
+    if gate is None:
+        gate = _gates[sync] = asyncio.Lock()
+    return gate

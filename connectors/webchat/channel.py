@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from connectors.base import (Attachment, InboundMessage, IntakePort, OutboundMessage, PermanentSendError, SendResult,
                              Sender, TransientSendError)
 from console.keys import AGENT   # the request key under which the console's auth middleware puts the agent
-from models import ChatMessage, ChatSession, Complaint, CustomerIdentity, InboxItem, is_sqlite, utcnow
+from models import ChatMessage, ChatSession, Complaint, CustomerIdentity, InboxItem, utcnow, write_gate
 from models.crypto import keyring, mask
 from workflow.messages import local_time
 from workflow.sla import RESPONSE_PROMISE
@@ -109,20 +109,6 @@ def _api(handler):
     return wrapped
 
 
-class _NoGate:
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, *exc) -> None:
-        return None
-
-    async def acquire(self) -> bool:
-        return True
-
-    def release(self) -> None:
-        pass
-
-
 class Connection:
     """One open socket: which conversation it carries, once the hello has been answered."""
 
@@ -153,7 +139,7 @@ class WebchatChannel:
         self._assets = _load_assets()
         # SQLite has one writer: queueing our transactions here is far cheaper than SQLite's
         # busy-wait sleeps between competing connections. PostgreSQL needs no gate.
-        self.gate: asyncio.Lock | _NoGate = asyncio.Lock() if is_sqlite(sessionmaker.kw.get("bind")) else _NoGate()
+        self.gate = write_gate(sessionmaker)   # shared with the inbox, worker and dispatcher
 
     @contextlib.asynccontextmanager
     async def _tx(self) -> AsyncIterator[AsyncSession]:
