@@ -45,6 +45,11 @@ def _one(value: Any) -> int:
     return int(value or 0)
 
 
+def _tiebreak(col, dialect: str):
+    """Ties in a ranking are ordered the same on both engines: by code point, empty values last."""
+    return (col.collate("C") if dialect == "postgresql" else col).asc().nulls_last()
+
+
 def _in_month(month: Month):
     return and_(Complaint.received_at >= month.start, Complaint.received_at < month.end)
 
@@ -92,7 +97,8 @@ def _dimension_column(dim: str):
 async def _distribution(session: AsyncSession, month: Month, dim: str, total: int) -> list[dict[str, Any]]:
     col = _dimension_column(dim)
     n = func.count().label("n")
-    stmt = select(col, n).where(_in_month(month)).group_by(col).order_by(n.desc(), col)
+    stmt = (select(col, n).where(_in_month(month)).group_by(col)
+            .order_by(n.desc(), _tiebreak(col, session.bind.dialect.name)))
     if dim in ("region", "product"):
         stmt = stmt.limit(LONG_LISTS)
     rows = (await session.execute(stmt)).all()
@@ -247,7 +253,9 @@ async def _remedies(session: AsyncSession, month: Month) -> dict[str, Any]:
 async def _top_products(session: AsyncSession, month: Month, total: int) -> list[dict[str, Any]]:
     n = func.count().label("n")
     rows = (await session.execute(select(Complaint.product, n).where(_in_month(month), Complaint.product.is_not(None))
-                                  .group_by(Complaint.product).order_by(n.desc(), Complaint.product).limit(TOP))).all()
+                                  .group_by(Complaint.product)
+                                  .order_by(n.desc(), _tiebreak(Complaint.product, session.bind.dialect.name))
+                                  .limit(TOP))).all()
     if not rows:
         return []
     products = [p for p, _ in rows]
