@@ -21,7 +21,12 @@ SLACK = timedelta(minutes=1)
 
 
 async def last_contact(session: AsyncSession, complaint: Complaint) -> datetime:
-    """When we last wrote to the customer (queued counts: it is on its way), else the receipt time."""
+    """When we last wrote to the customer (queued counts: it is on its way), else the receipt time.
+    A batch may have looked these up for all its complaints at once (session.info["last_contact"])."""
+    cache = session.info.get("last_contact")
+    if cache is not None and complaint.id in cache:
+        known = cache[complaint.id]
+        return max(_aware(known), complaint.received_at) if known is not None else complaint.received_at
     queued = await session.scalar(select(func.max(OutboxItem.created_at)).where(
         OutboxItem.complaint_id == complaint.id, OutboxItem.kind.in_(TO_CUSTOMER)))
     noted = await session.scalar(select(func.max(ComplaintMessage.created_at)).where(
@@ -36,6 +41,24 @@ def _aware(t: datetime) -> datetime:
     if isinstance(t, str):
         t = datetime.fromisoformat(t)
     return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+async def prefetch_last_contacts(session: AsyncSession, complaint_ids: list[int]) -> dict[int, datetime | None]:
+    """last_contact() for many complaints in two grouped queries."""
+    out: dict[int, datetime | None] = {i: None for i in complaint_ids}
+    if not complaint_ids:
+        return out
+    for stmt in (select(OutboxItem.complaint_id, func.max(OutboxItem.created_at)).where(
+                     OutboxItem.complaint_id.in_(complaint_ids), OutboxItem.kind.in_(TO_CUSTOMER))
+                 .group_by(OutboxItem.complaint_id),
+                 select(ComplaintMessage.complaint_id, func.max(ComplaintMessage.created_at)).where(
+                     ComplaintMessage.complaint_id.in_(complaint_ids), ComplaintMessage.direction == "out")
+                 .group_by(ComplaintMessage.complaint_id)):
+        for cid, at in (await session.execute(stmt)).all():
+            if at is not None:
+                at = _aware(at)
+                out[cid] = at if out[cid] is None else max(out[cid], at)
+    return out
 
 
 def progress_text(complaint: Complaint) -> str:
@@ -55,6 +78,8 @@ async def fire_progress(session: AsyncSession, timer: Timer, complaint: Complain
         wf.progress_sent += 1
         outbound.queue(session, complaint, "progress", progress_text(complaint), author="system", automatic=True,
                        key=f"progress:{complaint.id}:{wf.progress_sent}", now=now)
+        if "last_contact" in session.info:
+            session.info["last_contact"][complaint.id] = now
         next_due, outcome = now + interval, "sent"
     else:
         next_due, outcome = last + interval, "recent contact"

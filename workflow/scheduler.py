@@ -16,15 +16,14 @@ from typing import Awaitable, Callable
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from models import Complaint, Timer, WorkTask, utcnow
+from models import Complaint, ComplaintWorkflow, Timer, WorkTask, utcnow
 
 from . import outbound
 from .config import WorkflowEnv
 from .escalations import raise_
 from .lifecycle import OPEN, SYSTEM, transition
 from .operations import start_progress_clock
-from .progress import fire_progress
-from .records import workflow_row
+from .progress import fire_progress, prefetch_last_contacts
 from .replies import read_replies
 from .surveys import make_token, survey_text
 from .timers import ensure_timer
@@ -178,43 +177,82 @@ class Scheduler:
         return done
 
     async def fire_due(self, now: datetime | None = None) -> int:
+        """Claim one batch of due timers and fire them; returns how many were claimed.
+
+        The batch runs in one SAVEPOINT (cheap); if any timer fails, it is rolled back and the
+        timers are fired again one by one, each in its own SAVEPOINT, so a bad one only delays itself."""
         now = now or self.clock()
         async with self.sessionmaker() as session:
             stmt = (select(Timer).where(Timer.fired_at.is_(None), Timer.due_at <= now)
                     .order_by(Timer.due_at, Timer.id).limit(self.batch))
-            postgres = session.bind.dialect.name == "postgresql"
-            if postgres:
+            if session.bind.dialect.name == "postgresql":
                 stmt = stmt.with_for_update(skip_locked=True)
             timers = list((await session.scalars(stmt)).all())
             if not timers:
                 await session.commit()
                 return 0
-            ids = sorted({t.complaint_id for t in timers if t.complaint_id is not None})
-            cstmt = select(Complaint).where(Complaint.id.in_(ids)).order_by(Complaint.id)
-            if postgres:
-                cstmt = cstmt.with_for_update()
-            complaints = {c.id: c for c in (await session.scalars(cstmt)).all()} if ids else {}
-            for timer in timers:
-                await self._fire(session, timer, complaints.get(timer.complaint_id), now)
+            ids = [t.id for t in timers]
+            complaints = await self._load(session, timers)
+            try:
+                async with session.begin_nested():
+                    for timer in timers:
+                        await self._fire(session, timer, complaints.get(timer.complaint_id), now)
+                    await session.flush()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("a timer of the batch failed; firing them one by one", exc_info=True)
+                session.info.clear()
+                session.expire_all()
+                timers = list((await session.scalars(select(Timer).where(Timer.id.in_(ids)).order_by(
+                    Timer.due_at, Timer.id).execution_options(populate_existing=True))).all())
+                complaints = await self._load(session, timers)
+                for timer in timers:
+                    await self._fire_alone(session, timer, complaints.get(timer.complaint_id), now)
             await session.commit()
         self.fired += len(timers)
         return len(timers)
+
+    async def _load(self, session: AsyncSession, timers: list[Timer]) -> dict[int, Complaint]:
+        """The batch's complaints (locked on PostgreSQL, in id order: no deadlocks between processes),
+        their workflow rows and, for progress timers, when the customer last heard from us."""
+        ids = sorted({t.complaint_id for t in timers if t.complaint_id is not None})
+        if not ids:
+            return {}
+        stmt = select(Complaint).where(Complaint.id.in_(ids)).order_by(Complaint.id) \
+            .execution_options(populate_existing=True)
+        if session.bind.dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
+        complaints = {c.id: c for c in (await session.scalars(stmt)).all()}
+        rows = (await session.scalars(select(ComplaintWorkflow).where(ComplaintWorkflow.complaint_id.in_(ids))
+                                      .execution_options(populate_existing=True))).all()
+        session.info["wf_rows"] = {**{i: None for i in ids}, **{r.complaint_id: r for r in rows}}
+        progress_ids = sorted({t.complaint_id for t in timers if t.kind == "progress" and t.complaint_id})
+        session.info["last_contact"] = await prefetch_last_contacts(session, progress_ids)
+        return complaints
 
     async def _fire(self, session: AsyncSession, timer: Timer, complaint: Complaint | None, now: datetime) -> None:
         handler = HANDLERS.get(timer.kind)
         if timer.cancelled or handler is None or complaint is None:
             outcome = "cancelled" if timer.cancelled else f"no handler for {timer.kind}" if handler is None else "no complaint"
-            timer.fired_at, timer.payload = now, {**timer.payload, "outcome": outcome}
-            return
+        else:
+            outcome = await handler(session, timer, complaint, self.env, now)
+        timer.fired_at = now
+        timer.payload = {**timer.payload, "outcome": outcome}
+
+    async def _fire_alone(self, session: AsyncSession, timer: Timer, complaint: Complaint | None,
+                          now: datetime) -> None:
         try:
             async with session.begin_nested():
-                outcome = await handler(session, timer, complaint, self.env, now)
+                await self._fire(session, timer, complaint, now)
                 await session.flush()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            session.info.clear()          # rows a rolled-back savepoint added are gone
             await session.refresh(timer)
-            await session.refresh(complaint)
+            if complaint is not None:
+                await session.refresh(complaint)
             attempts = int(timer.payload.get("attempts", 0)) + 1
             error = f"{type(exc).__name__}: {exc}"[:500]
             if attempts >= MAX_ATTEMPTS:
@@ -225,6 +263,3 @@ class Scheduler:
                 timer.due_at = now + timedelta(seconds=30 * 2 ** attempts)
                 timer.payload = {**timer.payload, "attempts": attempts, "error": error}
                 log.warning("timer %s (%s) failed, retrying: %s", timer.id, timer.kind, error)
-            return
-        timer.fired_at = now
-        timer.payload = {**timer.payload, "outcome": outcome}

@@ -8,7 +8,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Iterable
 
-from sqlalchemy import select, update
+from sqlalchemy import update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Timer
@@ -21,14 +22,15 @@ def warning_time(start: datetime, deadline: datetime) -> datetime:
 
 
 async def ensure_timer(session: AsyncSession, complaint_id: int | None, kind: str, due_at: datetime, key: str,
-                       payload: dict[str, Any] | None = None) -> Timer | None:
-    """Schedule a timer unless one with this key exists (fired, pending or cancelled): idempotent."""
-    if await session.scalar(select(Timer.id).where(Timer.dedupe_key == key)) is not None:
-        return None
-    timer = Timer(complaint_id=complaint_id, kind=kind, due_at=due_at, payload=payload or {}, dedupe_key=key,
-                  cancelled=False)
-    session.add(timer)
-    return timer
+                       payload: dict[str, Any] | None = None) -> bool:
+    """Schedule a timer unless one with this key exists (fired, pending or cancelled): idempotent,
+    one statement. True if it was added."""
+    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    result = await session.execute(
+        dialect.insert(Timer).values(complaint_id=complaint_id, kind=kind, due_at=due_at, payload=payload or {},
+                                     dedupe_key=key, cancelled=False)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"]))
+    return result.rowcount == 1
 
 
 async def cancel_pending(session: AsyncSession, complaint_id: int, kinds: Iterable[str]) -> None:
