@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from datetime import datetime
 from typing import Any, Iterable
 
 from openpyxl import Workbook
@@ -10,11 +11,16 @@ from openpyxl.chart import BarChart, LineChart, Reference
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
+from ..calendar import SHANGHAI
 from . import labels
 
 HEADER_FILL = PatternFill("solid", fgColor="DCE6F1")
 PERCENT = "0.0%"
 MONEY = "#,##0.00"
+
+
+def _local(iso: str) -> str:
+    return datetime.fromisoformat(iso).astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
 
 
 def _yuan(cents: int) -> float:
@@ -73,7 +79,7 @@ def workbook(figures: dict[str, Any]) -> bytes:
     rem = figures["remedies"]
 
     summary = [
-        ("报告月份", month), ("统计截至", figures["as_of"]), ("投诉总量（件）", vol["total"]),
+        ("报告月份", month), ("统计截至（北京时间）", _local(figures["as_of"])), ("投诉总量（件）", vol["total"]),
         ("上月投诉量（件）", vol["previous_total"]), ("环比增减（件）", vol["change"]), ("环比变化", vol["change_rate"]),
         ("首次响应及时率", on_time["response"]["overall"]["rate"]),
         ("处理完结及时率", on_time["resolution"]["overall"]["rate"]),
@@ -161,7 +167,7 @@ def workbook(figures: dict[str, Any]) -> bytes:
            [(t["rank"], t["product"], t["count"], t["share"], t["previous"]) for t in figures["top_products"]],
            formats={4: PERCENT})
     _sheet(wb, "未结时间最长投诉", ["投诉编号", "分类", "紧急程度", "责任部门", "状态", "受理时间", "已开放天数"],
-           [(o["number"], o["category"], o["urgency"], o["department"], o["status"], o["received_at"], o["days_open"])
+           [(o["number"], o["category"], o["urgency"], o["department"], o["status"], _local(o["received_at"]), o["days_open"])
             for o in figures["longest_open"]])
 
     wb.properties.title = f"{month} 月度投诉报告"
