@@ -45,6 +45,7 @@ class Worker:
         self.wake = wake or asyncio.Event()
         self.outbox_wake = outbox_wake or asyncio.Event()   # new outbox rows may be waiting
         self.gate = write_gate(sessionmaker)
+        self._ahead: dict[int, Any] = {}     # suggestions computed before the batch was claimed
         self.processed = 0
 
     async def run_forever(self, idle: float = 0.5) -> None:
@@ -69,6 +70,7 @@ class Worker:
 
     async def run_once(self) -> int:
         """Claim and process one batch; returns how many items it took."""
+        await self._classify_ahead()
         async with self.gate, self.sessionmaker() as session:
             items = (await session.scalars(self._due(session))).all()
             if not items:
@@ -153,7 +155,10 @@ class Worker:
         if not contexts:
             await session.flush()
             return
-        suggestions = await self._classify([ctx.msg.text or "" for ctx in contexts])
+        ahead = [self._ahead.pop(ctx.item.id, None) for ctx in contexts]
+        missing = [ctx.msg.text or "" for ctx, s in zip(contexts, ahead) if s is None]
+        fresh = iter(await self._classify(missing) if missing else [])
+        suggestions = [s if s is not None else next(fresh) for s in ahead]
         batch = await self._prefetch(session, contexts)
         with session.no_autoflush:
             for ctx, suggestion in zip(contexts, suggestions):
@@ -248,6 +253,23 @@ class Worker:
         else:
             item.next_attempt_at = utcnow() + timedelta(seconds=backoff_delay(item.attempts, 2, 600))
             log.warning("inbox item %s failed (attempt %d), retrying: %s", item.id, item.attempts, item.last_error)
+
+    async def _classify_ahead(self) -> None:
+        """Classify the next due items before taking the write lock, so the lock is held for
+        database work only (classification is the slowest step and needs no lock)."""
+        async with self.sessionmaker() as session:
+            rows = (await session.execute(
+                select(InboxItem.id, InboxItem.message).where(
+                    InboxItem.status == "pending", InboxItem.next_attempt_at <= utcnow())
+                .order_by(InboxItem.id).limit(self.batch))).all()
+            await session.commit()
+        todo = [(r.id, (r.message or {}).get("text") or "") for r in rows if r.id not in self._ahead]
+        if todo:
+            for (item_id, _), suggestion in zip(todo, await self._classify([t for _, t in todo])):
+                self._ahead[item_id] = suggestion
+        if len(self._ahead) > 4 * self.batch:      # items another process took meanwhile
+            for item_id in list(self._ahead)[:len(self._ahead) - 4 * self.batch]:
+                del self._ahead[item_id]
 
     async def _classify(self, texts: list[str]) -> list[Any]:
         # Off the event loop: a slow batch must never stall the connectors.
