@@ -13,7 +13,7 @@ from aiohttp import web
 from sqlalchemy import and_, or_, select
 
 from models import (Agent, AuditEvent, Complaint, ComplaintMessage, ComplaintWorkflow, Customer, Escalation, InboxItem,
-                    OutboxItem, WorkTask, utcnow)
+                    OutboxItem, WorkTask, utcnow, write_gate)
 from models.crypto import mask
 from workflow import audit, operations, plans
 from workflow.lifecycle import LABELS, OPEN, TERMINAL, Actor, WorkflowError, available
@@ -63,7 +63,7 @@ async def _visible(session, agent: Agent, number: str, *, lock: bool = False) ->
 # -- actions ------------------------------------------------------------------------------------------
 
 async def act(app: web.Application, agent: Agent, number: str, action: str, params: dict[str, Any]) -> dict:
-    async with app[SESSIONMAKER]() as session:
+    async with write_gate(app[SESSIONMAKER]), app[SESSIONMAKER]() as session:
         complaint = await _visible(session, agent, number, lock=True)
         async with _refusals():
             await operations.perform(session, complaint, action, actor_of(agent), app[WORKFLOW], params)
@@ -73,7 +73,7 @@ async def act(app: web.Application, agent: Agent, number: str, action: str, para
 
 async def review(app: web.Application, agent: Agent, number: str, category: Any, urgency: Any) -> dict:
     """Accept or correct a suggestion (the classifier learns from it)."""
-    async with app[SESSIONMAKER]() as session:
+    async with write_gate(app[SESSIONMAKER]), app[SESSIONMAKER]() as session:
         complaint = await _visible(session, agent, number, lock=True)
         async with _refusals():
             await operations.review(session, complaint, agent, app[WORKFLOW], category, urgency)
@@ -82,7 +82,7 @@ async def review(app: web.Application, agent: Agent, number: str, category: Any,
 
 
 async def reply(app: web.Application, agent: Agent, number: str, text: Any) -> dict:
-    async with app[SESSIONMAKER]() as session:
+    async with write_gate(app[SESSIONMAKER]), app[SESSIONMAKER]() as session:
         complaint = await _visible(session, agent, number, lock=True)
         async with _refusals():
             await operations.reply(session, complaint, actor_of(agent), text, utcnow())
@@ -92,7 +92,7 @@ async def reply(app: web.Application, agent: Agent, number: str, text: Any) -> d
 
 async def complete_task(app: web.Application, agent: Agent, task_id: int, note: str | None) -> dict:
     from workflow.callbacks import complete
-    async with app[SESSIONMAKER]() as session:
+    async with write_gate(app[SESSIONMAKER]), app[SESSIONMAKER]() as session:
         task = await session.get(WorkTask, task_id)
         if task is None:
             raise ApiError(404, f"no task {task_id}")
@@ -110,7 +110,7 @@ async def dead_letter(app: web.Application, agent: Agent, kind: str, item_id: in
     if op not in ("retry", "discard"):
         raise ApiError(404, f"unknown operation {op}")
     model = OutboxItem if kind == "outbox" else InboxItem
-    async with app[SESSIONMAKER]() as session:
+    async with write_gate(app[SESSIONMAKER]), app[SESSIONMAKER]() as session:
         row = await session.get(model, item_id)
         if row is None:
             raise ApiError(404, f"no {kind} item {item_id}")

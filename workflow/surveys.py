@@ -94,6 +94,8 @@ def read_token(token: str, now: datetime | None = None) -> int:
 
 def survey_text(complaint: Complaint, link: str | None) -> str:
     head = f"您好，您的投诉（编号 {complaint.number}）已处理完毕，感谢您的确认。"
+    if complaint.channel == "webchat":     # the chat offers 1-5 buttons
+        return f"{head}\n请为本次处理打分（1-5分，5分最满意）。"
     if link:
         return (f"{head}\n请花一分钟为我们的处理打分（1-5分，5分最满意），无需登录：\n{link}\n"
                 f"链接{TOKEN_DAYS}天内有效。")

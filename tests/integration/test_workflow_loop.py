@@ -316,7 +316,7 @@ async def test_survey_by_numbered_reply_on_chat(sessionmaker, keyring):
     await sched.run_once(T0 + timedelta(hours=4))
     async with sessionmaker() as s:
         survey = await s.scalar(select(OutboxItem).where(OutboxItem.kind == "survey"))
-        assert survey.channel == "webchat" and "link" not in survey.payload and "5 4 5" in survey.payload["text"]
+        assert survey.channel == "webchat" and "link" not in survey.payload and "1-5分" in survey.payload["text"]
     await new_complaint(sessionmaker, keyring, "w9", "5 3 4 送货员很好", channel="webchat", handle="sess-1",
                         refs=[number])
     await sched.run_once(T0 + timedelta(hours=5))
