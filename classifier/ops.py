@@ -28,8 +28,9 @@ def ensure_default_model(root: str | Path, progress: bool = False) -> str:
     """The current version, training one on the base training split if none."""
     store = ModelStore(root)
     current = store.current()
-    if current is not None:
+    if current is not None and store.compatible(current):
         return current
+    # None yet, or one this code cannot read (saved before an upgrade): train a new default.
     version, _ = _train_and_save(store, [], progress)
     store.use(version)
     return version

@@ -15,6 +15,10 @@ from pathlib import Path
 
 import joblib
 
+# Bump when features or the saved model change shape: versions saved in another format
+# are not loaded (they would compute wrong features), and the default model is retrained.
+MODEL_FORMAT = 2
+
 MODEL_FILE = "model.joblib"
 META_FILE = "meta.json"
 CURRENT_FILE = "CURRENT"
@@ -61,6 +65,7 @@ class ModelStore:
         joblib.dump(trained_model, path / MODEL_FILE, compress=3)
         meta = {
             "version": version,
+            "format": MODEL_FORMAT,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "fingerprint": fingerprint,
             "n_examples": getattr(trained_model, "n_examples", None),
@@ -72,6 +77,10 @@ class ModelStore:
         # meta.json last: a version without it is an interrupted save, ignored.
         _atomic_write(path / META_FILE, json.dumps(meta, ensure_ascii=False, indent=2))
         return version
+
+    def compatible(self, version: str) -> bool:
+        """Whether this code can use the version (its features are built the way it was trained)."""
+        return self.meta(version).get("format") == MODEL_FORMAT
 
     def meta(self, version: str) -> dict:
         return json.loads((self.root / version / META_FILE).read_text(encoding="utf-8"))

@@ -66,6 +66,9 @@ class Classifier:
         version = version or store.current()
         if version is None:
             raise FileNotFoundError(f"no current model in {model_dir}")
+        if not store.compatible(version):
+            raise ValueError(f"model {version} in {model_dir} was saved in another format: "
+                             "run `kesu model ensure` or `kesu train` to train one for this version of kesu")
         tokenizer()  # pay jieba's start-up here, not on the first complaint
         clf = cls(store.load_model(version), version, review_threshold)
         clf.load_seconds = time.perf_counter() - start

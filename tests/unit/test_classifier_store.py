@@ -65,3 +65,25 @@ def test_interrupted_save_is_ignored(tmp_path):
     store.save({}, metrics(), "x")
     (tmp_path / "20000101-1").mkdir()  # no meta.json: a crash mid-save
     assert len(store.versions()) == 1
+
+
+def test_a_model_saved_in_another_format_is_refused_and_the_default_retrained(model_dir, tmp_path):
+    import json
+    import shutil
+
+    import pytest
+
+    from classifier import Classifier, ModelStore, ensure_default_model
+    root = tmp_path / "models"
+    shutil.copytree(model_dir, root)
+    store = ModelStore(root)
+    old = store.current()
+    meta_path = root / old / "meta.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta["format"] = 1
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    with pytest.raises(ValueError, match="another format"):
+        Classifier.load(root)
+    new = ensure_default_model(root)
+    assert new != old and ModelStore(root).current() == new
+    assert Classifier.load(root).suggest("快递没到").category
