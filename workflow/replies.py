@@ -99,34 +99,12 @@ async def read_replies(session: AsyncSession, env: WorkflowEnv, now: datetime) -
 
 async def _act(session: AsyncSession, row, env: WorkflowEnv, now: datetime) -> None:
     complaint = await session.get(Complaint, row.complaint_id)
-    if complaint is None:
-        return
-    survey_sent = complaint.status == "confirmed" and await session.scalar(
-        select(Timer.id).where(Timer.complaint_id == complaint.id, Timer.kind == "survey",
-                               Timer.fired_at.is_not(None)).limit(1)) is not None
-    found = meaning(complaint.status, row.text, survey_sent)
-    if found is None:
-        return
-    action, params = found
-    try:
-        async with session.begin_nested():
-            if action == "record_survey":
-                await answer(session, complaint, env, channel=row.channel,
-                             scores={d: params[d] for d in DIMENSIONS}, comment=params.get("comment"), now=now)
-            else:
-                await perform(session, complaint, action, CUSTOMER, env, params, now)
-    except WorkflowError:
-        pass   # e.g. a race with an agent: the message stays in the thread for them
+    if complaint is not None:
+        await _apply(session, complaint, row.text, row.channel, env, now)
 
 
-async def customer_answer(session: AsyncSession, number: str, text: str, *, channel: str, env: WorkflowEnv,
-                          now: datetime) -> str | None:
-    """For channels that talk to the customer themselves (the web chat's dialogue): what `text`
-    means for complaint `number` ("1" confirms a result, "2 ..." disputes it, "5 4 5" answers the
-    survey), applied in the caller's transaction. Returns the action taken, or None."""
-    complaint = await session.scalar(select(Complaint).where(Complaint.number == number))
-    if complaint is None:
-        return None
+async def _apply(session: AsyncSession, complaint: Complaint, text: str, channel: str, env: WorkflowEnv,
+                 now: datetime) -> str | None:
     survey_sent = complaint.status == "confirmed" and await session.scalar(
         select(Timer.id).where(Timer.complaint_id == complaint.id, Timer.kind == "survey",
                                Timer.fired_at.is_not(None)).limit(1)) is not None
@@ -142,5 +120,16 @@ async def customer_answer(session: AsyncSession, number: str, text: str, *, chan
             else:
                 await perform(session, complaint, action, CUSTOMER, env, params, now)
     except WorkflowError:
-        return None
+        return None     # e.g. a race with an agent: the message stays in the thread for them
     return action
+
+
+async def customer_answer(session: AsyncSession, number: str, text: str, *, channel: str, env: WorkflowEnv,
+                          now: datetime) -> str | None:
+    """For channels that talk to the customer themselves (the web chat's dialogue): what `text`
+    means for complaint `number` ("1" confirms a result, "2 ..." disputes it, "5 4 5" answers the
+    survey), applied in the caller's transaction. Returns the action taken, or None."""
+    complaint = await session.scalar(select(Complaint).where(Complaint.number == number))
+    if complaint is None:
+        return None
+    return await _apply(session, complaint, text, channel, env, now)

@@ -324,3 +324,14 @@ async def test_survey_by_numbered_reply_on_chat(sessionmaker, keyring):
         r = await s.scalar(select(SurveyResponse))
         assert (r.efficiency, r.attitude, r.solution, r.comment, r.channel) == (5, 3, 4, "送货员很好", "webchat")
         assert await s.scalar(select(WorkTask.kind)) == "callback"
+
+
+async def test_a_channel_can_apply_a_customer_answer_directly(sessionmaker, keyring):
+    from workflow.replies import customer_answer
+    who = await people(sessionmaker)
+    number = await resolved(sessionmaker, keyring, who, channel="webchat", handle="sess-2")
+    async with sessionmaker() as s:
+        assert await customer_answer(s, number, "你好", channel="webchat", env=ENV, now=T0) is None
+        assert await customer_answer(s, number, "2 冰箱还是漏水", channel="webchat", env=ENV, now=T0) == "dispute"
+        await s.commit()
+    assert (await load(sessionmaker, number)).status == "disputed"
