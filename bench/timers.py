@@ -85,8 +85,14 @@ async def claim_plan(sm) -> str:
     return " | ".join(str(r[-1]) for r in rows)
 
 
-async def run_size(url: str, n: int, due: int) -> dict:
+async def run_size(url: str, n: int, due: int, cache_mb: int = 0) -> dict:
     engine = make_engine(url)
+    if cache_mb and url.startswith("sqlite"):
+        from sqlalchemy import event
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _cache(dbapi_conn, _record):
+            dbapi_conn.cursor().execute(f"PRAGMA cache_size=-{cache_mb * 1024}")
     sm = make_sessionmaker(engine)
     try:
         t0 = time.perf_counter()
@@ -118,6 +124,8 @@ async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--due", type=int, default=2000)
     ap.add_argument("--sizes", default="10000,100000")
+    ap.add_argument("--cache-mb", type=int, default=0,
+                    help="SQLite page cache per connection in MiB (default: SQLite's 2 MiB)")
     ap.add_argument("--url", help="a PostgreSQL URL (an empty database); default: temporary SQLite files")
     args = ap.parse_args()
     configure(Keyring(os.urandom(32)))
@@ -133,12 +141,13 @@ async def main() -> None:
             if args.url:
                 await _reset_pg(url)
             await asyncio.to_thread(upgrade, url)
-            r = await run_size(url, n, args.due)
+            r = await run_size(url, n, args.due, args.cache_mb)
             results.append(r)
             print(f"{n:>7} complaints, {r['timers']:>7} timers: fired {r['fired']} in {r['seconds']} s "
                   f"= {r['ms_per_fired']} ms per timer (claim plan: {r['plan']})", file=sys.stderr)
     small, large = results[0], results[-1]
     line = {"bench": "timers", "engine": "postgresql" if args.url else "sqlite", "due": args.due,
+            "cache_mb": args.cache_mb or None,
             f"ms_per_fired_{small['complaints'] // 1000}k": small["ms_per_fired"],
             f"ms_per_fired_{large['complaints'] // 1000}k": large["ms_per_fired"],
             "growth": round(large["ms_per_fired"] / small["ms_per_fired"], 3),

@@ -26,10 +26,12 @@ async def ensure_timer(session: AsyncSession, complaint_id: int | None, kind: st
     """Schedule a timer unless one with this key exists (fired, pending or cancelled): idempotent,
     one statement. True if it was added."""
     dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
-    result = await session.execute(
-        dialect.insert(Timer).values(complaint_id=complaint_id, kind=kind, due_at=due_at, payload=payload or {},
-                                     dedupe_key=key, cancelled=False)
-        .on_conflict_do_nothing(index_elements=["dedupe_key"]))
+    # No autoflush: the insert needs nothing pending, and a batch then flushes its rows together.
+    with session.no_autoflush:
+        result = await session.execute(
+            dialect.insert(Timer).values(complaint_id=complaint_id, kind=kind, due_at=due_at, payload=payload or {},
+                                         dedupe_key=key, cancelled=False)
+            .on_conflict_do_nothing(index_elements=["dedupe_key"]))
     return result.rowcount == 1
 
 
