@@ -8,16 +8,20 @@
     GET  /api/alerts/{id}                    one alert with its complaint numbers
     POST /api/alerts/{id}/ack                acknowledge an alert (supervisor and above)
     GET  /api/notices                        notices for the caller's role and department
+
+and the console page /console/reports (supervisors see the alerts, managers the reports too, with
+download buttons that fetch the API above with the console session).
 """
 from __future__ import annotations
 
-from datetime import date
-from urllib.parse import quote
+from datetime import date, timedelta
+from urllib.parse import quote, urlencode
 
 from aiohttp import web
 from sqlalchemy import or_, select
 
 from models import MonthlyReport, SpikeAlert, StaffNotice, utcnow
+from workflow.calendar import SHANGHAI
 from workflow import audit
 from workflow.reports import FORMATS, Month, keep_report, render_async, report_figures
 from workflow.spikes import alert_dict, list_alerts
@@ -144,3 +148,70 @@ async def get_notices(request: web.Request) -> web.Response:
     return json_response({"notices": [
         {"id": n.id, "kind": n.kind, "role": n.role, "title": n.title, "body": n.body, "link": n.link,
          "created_at": n.created_at.isoformat()} for n in notices]})
+
+
+# ---------------------------------------------------------------- the console page
+
+def _page_role(request: web.Request, role: str) -> None:
+    if RANK[request[AGENT].role] < RANK[role]:
+        raise web.HTTPForbidden(text=f"this page needs the {role} role or higher")
+
+
+@routes.get("/console/reports")
+async def reports_page(request: web.Request) -> web.Response:
+    from .pages import back, render
+    _page_role(request, "supervisor")
+    can_report = RANK[request[AGENT].role] >= RANK["manager"]
+    this_month = Month.containing(utcnow())
+    month = this_month.previous()
+    if request.query.get("month"):
+        try:
+            month = Month.parse(request.query["month"])
+        except ValueError as exc:
+            raise back("/console/reports", error=str(exc)) from None
+        if month > this_month:
+            raise back("/console/reports", error=f"{month} has not begun yet")
+    async with request.app[SESSIONMAKER]() as session:
+        reports, kept = [], None
+        if can_report:
+            reports = (await session.scalars(select(MonthlyReport).order_by(MonthlyReport.month.desc())
+                                             .limit(36))).all()
+            kept = next((r for r in reports if r.month == str(month)), None)
+        since = utcnow().astimezone(SHANGHAI).date() - timedelta(days=30)
+        alerts = [alert_dict(a) for a in await list_alerts(session, since=since)]
+        await session.commit()
+    return render(request, "reports.html", can_report=can_report, month=str(month), this_month=str(this_month),
+                  kept=None if kept is None else {"generated_at": kept.generated_at.isoformat()},
+                  reports=[{"month": r.month, "generated_at": r.generated_at.isoformat(),
+                            "generated_by": r.generated_by} for r in reports], alerts=alerts)
+
+
+@routes.post("/console/reports/{month}")
+async def reports_keep_form(request: web.Request) -> web.Response:
+    from .pages import back
+    _page_role(request, "manager")
+    try:
+        month = _month(request)
+    except ApiError as exc:
+        raise back("/console/reports", error=exc.message) from None
+    async with request.app[SESSIONMAKER]() as session:
+        await keep_report(session, month, actor=f"agent:{request[AGENT].id}")
+        await session.commit()
+    raise web.HTTPSeeOther("/console/reports?" + urlencode({"month": str(month), "ok": f"{month} 报告已生成并存档"}))
+
+
+@routes.post("/console/alerts/{id}/ack")
+async def alert_ack_form(request: web.Request) -> web.Response:
+    from .pages import back
+    _page_role(request, "supervisor")
+    agent = request[AGENT]
+    async with request.app[SESSIONMAKER]() as session:
+        try:
+            alert = await _alert(session, request)
+        except ApiError as exc:
+            raise back("/console/reports", error=exc.message) from None
+        if alert.acknowledged_at is None:
+            alert.acknowledged_at, alert.acknowledged_by = utcnow(), agent.id
+            audit.record(session, f"agent:{agent.id}", "spike_alert_acknowledged", after={"alert": alert.id})
+        await session.commit()
+    raise back("/console/reports", ok="预警已确认")
