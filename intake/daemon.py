@@ -8,6 +8,7 @@ from aiohttp import web
 
 from console.app import build_app
 from workflow.config import current_env
+from workflow.reports.jobs import ReportJobs
 from workflow.scheduler import Scheduler
 
 from .outbox import Dispatcher
@@ -48,6 +49,7 @@ class Kesu:
         jobs = [rt.worker.run_forever(self.settings.worker_idle_seconds), self.dispatcher.run_forever()]
         scheduler = Scheduler(rt.sessionmaker, current_env(), outbox_wake=rt.worker.outbox_wake)
         jobs.append(scheduler.run_forever())
+        jobs.append(ReportJobs(rt.sessionmaker).run_forever())   # monthly report on the 1st, daily spike check
         for channel in self.channels.values():
             jobs.extend(channel.background() if hasattr(channel, "background") else [])
         self._tasks = [asyncio.create_task(job) for job in jobs]
