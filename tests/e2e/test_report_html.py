@@ -2,14 +2,17 @@
 kept as artifacts/report-2026-10.png), and the console's reports page with its download buttons."""
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 from datetime import datetime
 
 import pytest_asyncio
+from sqlalchemy import delete, func, select
 
 from intake.daemon import Kesu
 from intake.settings import Settings
+from models import MonthlyReport
 from tests.conftest import TEST_KEY
 from tests.e2e.browser import browser, page, save_artifact  # noqa: F401  (fixtures)
 from tests.fakes import KeywordClassifier
@@ -26,11 +29,24 @@ async def served(sqlite_url, tmp_path):
     settings = Settings(database_url=sqlite_url, http_port=0, secret_key=base64.b64encode(TEST_KEY).decode(),
                         key_file=str(tmp_path / "unused.key"), model_dir=str(tmp_path / "models"))
     async with Kesu(settings, classifier=KeywordClassifier()) as k:
+        await forget_the_report_kept_at_start(k)
         async with k.runtime.sessionmaker() as s:
             await seed_fixed_month(s)
             _, token = await create_agent(s, "max", "manager", None, password="pw-max")
             await s.commit()
         yield f"http://127.0.0.1:{k.http_port}", token, k
+
+
+async def forget_the_report_kept_at_start(kesu) -> None:
+    """The daemon keeps last month's report when it starts; these tests make their own."""
+    for _ in range(300):
+        async with kesu.runtime.sessionmaker() as s:
+            if await s.scalar(select(func.count()).select_from(MonthlyReport)):
+                await s.execute(delete(MonthlyReport))
+                await s.commit()
+                return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the daemon did not keep last month's report at start")
 
 
 async def test_html_report_renders_in_chromium_with_its_charts(served, page):
