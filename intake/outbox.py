@@ -15,10 +15,10 @@ from typing import Mapping
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from connectors.base import (Channel, OutboundMessage, PermanentSendError, SendResult, WindowClosedError,
-                             backoff_delay)
+from connectors.base import Channel, OutboundMessage, PermanentSendError, SendResult, WindowClosedError
 from models import Complaint, ComplaintMessage, CustomerIdentity, OutboxItem, utcnow, write_gate
 from models.crypto import mask
+from workflow.loop import backoff_delay, claim_loop
 
 log = logging.getLogger(__name__)
 
@@ -40,24 +40,7 @@ class Dispatcher:
         self.wake = wake or asyncio.Event()
 
     async def run_forever(self, idle: float = 0.5) -> None:
-        failures = 0
-        while True:
-            try:
-                n = await self.run_once()
-                failures = 0
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                failures += 1
-                log.exception("outbox dispatch failed; retrying")
-                await asyncio.sleep(backoff_delay(failures, 0.5, 30))
-                continue
-            if n == 0:
-                self.wake.clear()
-                try:
-                    await asyncio.wait_for(self.wake.wait(), idle)
-                except asyncio.TimeoutError:
-                    pass
+        await claim_loop(self.run_once, self.wake, idle, log, "outbox dispatch")
 
     async def run_once(self) -> int:
         claimed = await self._claim()

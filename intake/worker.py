@@ -19,9 +19,9 @@ from typing import Any, Sequence
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from connectors.base import backoff_delay
 from models import Complaint, Customer, CustomerIdentity, InboxItem, utcnow, write_gate
 from models.crypto import mask
+from workflow.loop import backoff_delay, claim_loop
 
 from .batch import Batch, identity_keys_of
 from .inbox import message_from_dict
@@ -49,24 +49,7 @@ class Worker:
         self.processed = 0
 
     async def run_forever(self, idle: float = 0.5) -> None:
-        failures = 0
-        while True:
-            try:
-                n = await self.run_once()
-                failures = 0
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                failures += 1
-                log.exception("intake batch failed; it is rolled back and will be retried")
-                await asyncio.sleep(backoff_delay(failures, 0.5, 30))
-                continue
-            if n == 0:
-                self.wake.clear()
-                try:
-                    await asyncio.wait_for(self.wake.wait(), idle)
-                except asyncio.TimeoutError:
-                    pass
+        await claim_loop(self.run_once, self.wake, idle, log, "intake batch")
 
     async def run_once(self) -> int:
         """Claim and process one batch; returns how many items it took."""
