@@ -18,8 +18,7 @@ from models import Agent, Complaint, LabelledExample, utcnow
 from . import audit, outbound, plans, sla
 from .config import WorkflowEnv
 from .escalations import raise_
-from .lifecycle import OPEN, TERMINAL, Actor, Forbidden, Invalid, TransitionRefused, check, transition
-from .messages import local_time
+from .lifecycle import TERMINAL, Actor, Forbidden, Invalid, TransitionRefused, check, transition
 from .records import workflow_row
 from .timers import ensure_timer
 
@@ -256,10 +255,3 @@ async def perform(session: AsyncSession, complaint: Complaint, action: str, acto
         raise Invalid(f"unknown action {action!r}", field="action")
     return await fn(session, complaint, actor, env, params, now)
 
-
-def is_open(complaint: Complaint) -> bool:
-    return complaint.status in OPEN
-
-
-def due_text(complaint: Complaint) -> str:
-    return local_time(complaint.resolve_due)

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from models import (AuditEvent, Complaint, Escalation, OutboxItem, Timer, WorkTask, make_engine, make_sessionmaker,
                     utcnow)
-from tests.integration.test_workflow_loop import ENV, act, load, new_complaint, people
+from tests.integration.test_workflow_loop import ENV, load, new_complaint, people
 from workflow import scheduler as scheduler_module
 from workflow.agents import create_agent
 from workflow.operations import reply, review
