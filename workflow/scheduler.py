@@ -22,6 +22,7 @@ from . import outbound
 from .config import WorkflowEnv
 from .escalations import raise_
 from .lifecycle import OPEN, SYSTEM, transition
+from .loop import claim_loop
 from .operations import start_progress_clock
 from .progress import fire_progress, prefetch_last_contacts
 from .replies import read_replies
@@ -145,24 +146,7 @@ class Scheduler:
         self.fired = 0
 
     async def run_forever(self, idle: float = 1.0) -> None:
-        failures = 0
-        while True:
-            try:
-                n = await self.run_once()
-                failures = 0
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                failures += 1
-                log.exception("scheduler batch failed; it is rolled back and will be retried")
-                await asyncio.sleep(min(30.0, 0.5 * 2 ** failures))
-                continue
-            if n == 0:
-                self.wake.clear()
-                try:
-                    await asyncio.wait_for(self.wake.wait(), idle)
-                except asyncio.TimeoutError:
-                    pass
+        await claim_loop(self.run_once, self.wake, idle, log, "scheduler batch")
 
     async def run_once(self, now: datetime | None = None) -> int:
         """Fire one batch of due timers, then read new customer replies; returns how much was done."""
