@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from classifier import Classifier
 from models import make_engine, make_sessionmaker
 from models.crypto import Keyring, configure, load_master_key
-from workflow.calendar import WorkCalendar
+from workflow.config import load_calendar
 from workflow.organisation import ensure_defaults
 
 from .channels import build_channels
@@ -55,7 +55,7 @@ class Runtime:
             classifier = await asyncio.to_thread(Classifier.load, settings.model_dir,
                                                  review_threshold=settings.review_threshold)
         inbox = Inbox(sm)
-        services = Services(settings=settings, calendar=WorkCalendar(), keyring=ring)
+        services = Services(settings=settings, calendar=load_calendar(settings.calendar_file), keyring=ring)
         worker = Worker(sm, default_pipeline(), services, classifier, batch=settings.worker_batch,
                         max_attempts=settings.worker_max_attempts, wake=inbox.arrived)
         intake = IntakeService(inbox, worker)

@@ -74,6 +74,7 @@ class Settings:
     attachment_limit: int = 10 * 1024 * 1024
     max_text_chars: int = 20_000
     timezone: str = "Asia/Shanghai"
+    calendar_file: str | None = None       # extra holidays / make-up working days (TOML or JSON)
     retention_years: int = 3               # closed complaints are kept at least this long
     mailboxes: tuple[MailboxSettings, ...] = ()
     smtp: SmtpSettings | None = None
@@ -109,7 +110,7 @@ def _build(data: dict[str, Any], env: Mapping[str, str]) -> Settings:
     for key, var in (("database_url", "KESU_DATABASE_URL"), ("http_host", "KESU_HTTP_HOST"),
                      ("http_port", "KESU_HTTP_PORT"), ("secret_key", "KESU_SECRET_KEY"),
                      ("model_dir", "KESU_MODEL_DIR"), ("key_file", "KESU_KEY_FILE"),
-                     ("public_url", "KESU_PUBLIC_URL")):
+                     ("public_url", "KESU_PUBLIC_URL"), ("calendar_file", "KESU_CALENDAR_FILE")):
         if env.get(var):
             top[key] = env[var]
     s = Settings(**{k: _coerce(k, v) for k, v in top.items()})

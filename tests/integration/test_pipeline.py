@@ -42,7 +42,7 @@ async def test_message_becomes_complaint_with_number_route_sla_and_ack(sessionma
         assert (c.response_due - c.received_at).total_seconds() == 4 * 3600
         assert (c.resolve_due - c.received_at).total_seconds() == 48 * 3600
         assert [t["step"] for t in c.trace] == ["normalize", "link_customer", "thread", "classify", "route",
-                                               "register", "acknowledge"]
+                                               "register", "repeat", "acknowledge"]
         ack = await s.scalar(select(OutboxItem))
         assert ack.kind == "ack" and ack.dedupe_key == f"ack:{c.id}" and c.number in ack.payload["text"]
         assert await s.scalar(select(func.count()).select_from(Timer).where(Timer.complaint_id == c.id)) == 2
