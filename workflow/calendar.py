@@ -19,8 +19,15 @@ class WorkCalendar:
         self.extra_holidays = set(extra_holidays)
         self.extra_workdays = set(extra_workdays)
         self.tz = tz
+        self._known: dict[date, bool] = {}   # the package scans its tables on every call
 
     def is_workday(self, day: date) -> bool:
+        known = self._known.get(day)
+        if known is None:
+            known = self._known[day] = self._is_workday(day)
+        return known
+
+    def _is_workday(self, day: date) -> bool:
         if day in self.extra_workdays:
             return True
         if day in self.extra_holidays:
