@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import uuid
 
@@ -101,3 +102,11 @@ def model_dir(tmp_path_factory) -> str:
     root = tmp_path_factory.mktemp("models")
     ensure_default_model(root)
     return str(root)
+
+
+def daemon_settings(db_url: str, tmp_path, **overrides):
+    """Settings for a kesu run inside a test: the test key, any free port, files in tmp_path."""
+    from intake.settings import Settings
+    values = dict(database_url=db_url, http_port=0, secret_key=base64.b64encode(TEST_KEY).decode(),
+                  key_file=str(tmp_path / "unused.key"), model_dir=str(tmp_path / "models"))
+    return Settings(**{**values, **overrides})

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import re
 
 import aiohttp
@@ -10,9 +9,8 @@ import pytest_asyncio
 from sqlalchemy import func, select
 
 from intake.daemon import Kesu
-from intake.settings import Settings
 from models import ChatMessage, Complaint
-from tests.conftest import TEST_KEY
+from tests.conftest import daemon_settings
 from tests.e2e.browser import artifact_path, browser, new_page, page  # noqa: F401  (fixtures)
 from tests.fakes import KeywordClassifier
 from workflow.agents import create_agent
@@ -24,8 +22,7 @@ WAIT = 15_000   # ms: generous on two shared cores
 
 @pytest_asyncio.fixture
 async def kesu(sqlite_url, tmp_path):
-    settings = Settings(database_url=sqlite_url, http_port=0, secret_key=base64.b64encode(TEST_KEY).decode(),
-                        key_file=str(tmp_path / "unused.key"), model_dir=str(tmp_path / "models"))
+    settings = daemon_settings(sqlite_url, tmp_path)
     async with Kesu(settings, classifier=KeywordClassifier()) as daemon:
         daemon.url = f"http://127.0.0.1:{daemon.http_port}"
         yield daemon

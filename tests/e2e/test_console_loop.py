@@ -4,7 +4,6 @@ resolves; the customer sees the result live, confirms and rates 2 of 5, and a ca
 appears for the supervisor. An agent of another department gets 403 on the complaint."""
 from __future__ import annotations
 
-import base64
 import re
 from datetime import timedelta
 
@@ -12,9 +11,8 @@ import pytest_asyncio
 from sqlalchemy import select
 
 from intake.daemon import Kesu
-from intake.settings import Settings
 from models import Complaint, SurveyResponse, WorkTask, utcnow
-from tests.conftest import TEST_KEY
+from tests.conftest import daemon_settings
 from tests.e2e.browser import browser, new_page, page, save_artifact  # noqa: F401  (fixtures)
 from tests.fakes import KeywordClassifier
 from workflow.agents import create_agent
@@ -27,8 +25,7 @@ WAIT = 20_000   # ms: generous on two shared cores
 
 @pytest_asyncio.fixture
 async def kesu(sqlite_url, tmp_path):
-    settings = Settings(database_url=sqlite_url, http_port=0, secret_key=base64.b64encode(TEST_KEY).decode(),
-                        key_file=str(tmp_path / "unused.key"), model_dir=str(tmp_path / "models"))
+    settings = daemon_settings(sqlite_url, tmp_path)
     async with Kesu(settings, classifier=KeywordClassifier()) as daemon:
         daemon.url = f"http://127.0.0.1:{daemon.http_port}"
         async with daemon.runtime.sessionmaker() as s:

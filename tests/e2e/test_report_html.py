@@ -3,7 +3,6 @@ kept as artifacts/report-2026-10.png), and the console's reports page with its d
 from __future__ import annotations
 
 import asyncio
-import base64
 import io
 from datetime import datetime
 
@@ -11,9 +10,8 @@ import pytest_asyncio
 from sqlalchemy import delete, func, select
 
 from intake.daemon import Kesu
-from intake.settings import Settings
 from models import MonthlyReport
-from tests.conftest import TEST_KEY
+from tests.conftest import daemon_settings
 from tests.e2e.browser import browser, page, save_artifact  # noqa: F401  (fixtures)
 from tests.fakes import KeywordClassifier
 from openpyxl import load_workbook
@@ -26,8 +24,7 @@ from workflow.agents import create_agent
 
 @pytest_asyncio.fixture
 async def served(sqlite_url, tmp_path):
-    settings = Settings(database_url=sqlite_url, http_port=0, secret_key=base64.b64encode(TEST_KEY).decode(),
-                        key_file=str(tmp_path / "unused.key"), model_dir=str(tmp_path / "models"))
+    settings = daemon_settings(sqlite_url, tmp_path)
     async with Kesu(settings, classifier=KeywordClassifier()) as k:
         await forget_the_report_kept_at_start(k)
         async with k.runtime.sessionmaker() as s:

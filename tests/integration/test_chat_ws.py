@@ -20,10 +20,9 @@ from connectors.webchat import Limits, WebchatChannel
 from console.app import build_app
 from intake.outbox import Dispatcher
 from intake.runtime import Runtime
-from intake.settings import Settings
 from models import (ChatMessage, ChatSession, Complaint, ComplaintMessage, InboxItem, OutboxItem, StoredAttachment,
                     SurveyResponse)
-from tests.conftest import TEST_KEY
+from tests.conftest import daemon_settings
 from tests.fakes import KeywordClassifier
 from workflow.agents import create_agent
 
@@ -45,8 +44,7 @@ class Node:
 @contextlib.asynccontextmanager
 async def node(url: str, tmp_path, *, limits: Limits | None = None, register_timeout: float = 5.0,
                dispatch: bool = True):
-    settings = Settings(database_url=url, secret_key=base64.b64encode(TEST_KEY).decode(),
-                        key_file=str(tmp_path / "unused.key"), model_dir=str(tmp_path / "models"))
+    settings = daemon_settings(url, tmp_path)
     rt = await Runtime.open(settings, classifier=KeywordClassifier())
     channel: WebchatChannel = rt.channels["webchat"]          # built from settings like every channel
     channel.limits, channel.register_timeout = limits or Limits(), register_timeout

@@ -2,7 +2,6 @@
 and the OpenAPI document agreeing with the routes."""
 from __future__ import annotations
 
-import base64
 import re
 from datetime import timedelta
 
@@ -12,17 +11,15 @@ import pytest_asyncio
 from sqlalchemy import select
 
 from intake.daemon import Kesu
-from intake.settings import Settings
 from models import AuditEvent, Complaint, InboxItem, LabelledExample, OutboxItem, utcnow
-from tests.conftest import TEST_KEY
+from tests.conftest import daemon_settings
 from tests.fakes import KeywordClassifier
 from workflow.agents import create_agent
 
 
 @pytest_asyncio.fixture
 async def kesu(db_url, tmp_path):
-    settings = Settings(database_url=db_url, http_port=0, secret_key=base64.b64encode(TEST_KEY).decode(),
-                        key_file=str(tmp_path / "unused.key"), model_dir=str(tmp_path / "models"))
+    settings = daemon_settings(db_url, tmp_path)
     async with Kesu(settings, classifier=KeywordClassifier()) as k:
         yield k
 

@@ -1,7 +1,6 @@
 """The console's pages over HTTP: login, sessions and CSRF, escaping, department scope, forms, the survey link."""
 from __future__ import annotations
 
-import base64
 import re
 from datetime import timedelta
 
@@ -11,9 +10,8 @@ import pytest_asyncio
 from sqlalchemy import select
 
 from intake.daemon import Kesu
-from intake.settings import Settings
 from models import Complaint, ConsoleSession, SurveyResponse, utcnow
-from tests.conftest import TEST_KEY
+from tests.conftest import daemon_settings
 from tests.fakes import KeywordClassifier
 from workflow.agents import create_agent
 from workflow.surveys import make_token
@@ -23,8 +21,7 @@ pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 @pytest_asyncio.fixture
 async def kesu(db_url, tmp_path):
-    settings = Settings(database_url=db_url, http_port=0, secret_key=base64.b64encode(TEST_KEY).decode(),
-                        key_file=str(tmp_path / "unused.key"), model_dir=str(tmp_path / "models"))
+    settings = daemon_settings(db_url, tmp_path)
     async with Kesu(settings, classifier=KeywordClassifier()) as k:
         async with k.runtime.sessionmaker() as s:
             for name, role, dept in (("amy", "agent", "LG"), ("bob", "agent", "FN"), ("sue", "supervisor", "LG")):

@@ -2,21 +2,18 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 
 from sqlalchemy import select
 
 from intake.daemon import Kesu
-from intake.settings import Settings
 from models import MonthlyReport, utcnow
-from tests.conftest import TEST_KEY
+from tests.conftest import daemon_settings
 from tests.fakes import KeywordClassifier
 from workflow.reports.period import Month
 
 
 async def test_daemon_makes_last_months_report_on_start(sqlite_url, tmp_path):
-    settings = Settings(database_url=sqlite_url, http_port=0, secret_key=base64.b64encode(TEST_KEY).decode(),
-                        key_file=str(tmp_path / "k"), model_dir=str(tmp_path / "m"))
+    settings = daemon_settings(sqlite_url, tmp_path)
     expected = str(Month.containing(utcnow()).previous())
     async with Kesu(settings, classifier=KeywordClassifier()) as kesu:
         months = []

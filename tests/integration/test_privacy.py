@@ -1,7 +1,6 @@
 """Personal data is encrypted at rest and masked in logs."""
 from __future__ import annotations
 
-import base64
 import logging
 from datetime import datetime, timezone
 from pathlib import Path
@@ -11,9 +10,8 @@ from sqlalchemy import select
 
 from connectors.base import InboundMessage, Sender
 from intake.daemon import Kesu
-from intake.settings import Settings
 from models import Customer, CustomerIdentity
-from tests.conftest import TEST_KEY
+from tests.conftest import daemon_settings
 from tests.fakes import KeywordClassifier
 from workflow.agents import create_agent
 
@@ -23,8 +21,7 @@ MAIL_SENDER = "li.na@customers.example"
 
 async def test_database_file_holds_no_plaintext_contact(sqlite_url, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
-    settings = Settings(database_url=sqlite_url, http_port=0, secret_key=base64.b64encode(TEST_KEY).decode(),
-                        key_file=str(tmp_path / "k"), model_dir=str(tmp_path / "m"))
+    settings = daemon_settings(sqlite_url, tmp_path)
     async with Kesu(settings, classifier=KeywordClassifier()) as kesu:
         async with kesu.runtime.sessionmaker() as s:
             _, token = await create_agent(s, "amy", "agent", "LG")

@@ -14,8 +14,7 @@ import pytest_asyncio
 from openpyxl import load_workbook
 
 from intake.daemon import Kesu
-from intake.settings import Settings
-from tests.conftest import TEST_KEY
+from tests.conftest import daemon_settings
 from tests.fakes import KeywordClassifier
 from tests.integration.test_report_figures import (SECRET_NAME, SECRET_PHONE, SECRET_TEXT, bj,
                                                    seed_fixed_month)
@@ -28,8 +27,7 @@ PERSONAL = (SECRET_NAME, SECRET_PHONE, SECRET_TEXT, "zhang@example.com", "ORD-1"
 
 @pytest_asyncio.fixture
 async def kesu(sqlite_url, tmp_path):
-    settings = Settings(database_url=sqlite_url, http_port=0, secret_key=base64.b64encode(TEST_KEY).decode(),
-                        key_file=str(tmp_path / "unused.key"), model_dir=str(tmp_path / "models"))
+    settings = daemon_settings(sqlite_url, tmp_path)
     async with Kesu(settings, classifier=KeywordClassifier()) as k:
         async with k.runtime.sessionmaker() as s:
             await seed_fixed_month(s)

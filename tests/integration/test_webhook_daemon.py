@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import re
 import time
@@ -16,7 +15,7 @@ from connectors.webhook import signed_headers, verify
 from intake.daemon import Kesu
 from intake.settings import Settings, WebhookSource
 from models import Complaint, InboxItem, OutboxItem
-from tests.conftest import TEST_KEY
+from tests.conftest import daemon_settings
 from tests.fakes import KeywordClassifier
 
 SECRET = "shop-secret-for-tests"
@@ -24,8 +23,7 @@ NUMBER = re.compile(r"\d{8}-[A-Z]{2}-\d{4}")
 
 
 def settings_for(db_url, tmp_path, callback_url) -> Settings:
-    return Settings(database_url=db_url, http_port=0, secret_key=base64.b64encode(TEST_KEY).decode(),
-                    key_file=str(tmp_path / "k"), model_dir=str(tmp_path / "m"), worker_idle_seconds=0.05,
+    return daemon_settings(db_url, tmp_path, worker_idle_seconds=0.05,
                     webhook_sources=(WebhookSource("shop", SECRET, callback_url),))
 
 

@@ -3,7 +3,6 @@ against a local server that follows WeChat's published API contract."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import re
 import time
 
@@ -15,7 +14,7 @@ from connectors.wechat import WechatCrypto, xmlmsg
 from intake.daemon import Kesu
 from intake.settings import Settings, SmtpSettings, WechatSettings
 from models import Complaint, CustomerIdentity, InboxItem, OutboxItem
-from tests.conftest import TEST_KEY
+from tests.conftest import daemon_settings
 from tests.fakes import KeywordClassifier
 from tests.wechat_stub import WechatStub, safe_request, text_xml
 
@@ -24,8 +23,7 @@ NUMBER = re.compile(r"\d{8}-[A-Z]{2}-\d{4}")
 
 
 def settings_for(db_url, tmp_path, stub, **extra) -> Settings:
-    return Settings(database_url=db_url, http_port=0, secret_key=base64.b64encode(TEST_KEY).decode(),
-                    key_file=str(tmp_path / "k"), model_dir=str(tmp_path / "m"), worker_idle_seconds=0.05,
+    return daemon_settings(db_url, tmp_path, worker_idle_seconds=0.05,
                     wechat=WechatSettings(appid=APPID, secret=stub.secret, token=TOKEN, aes_key=AES, mode="safe",
                                           api_base=stub.url), **extra)
 
