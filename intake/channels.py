@@ -1,27 +1,16 @@
-"""Which channel modules exist; each offers from_settings(settings, intake, sessionmaker) -> Channel | None."""
+"""The channel modules; each offers from_settings(settings, intake, sessionmaker) -> Channel | None."""
 from __future__ import annotations
 
-import importlib
-import logging
+from connectors import email, webchat, webhook, wechat
 
-log = logging.getLogger(__name__)
-
-CHANNEL_MODULES = ("connectors.email", "connectors.wechat", "connectors.webhook", "connectors.webchat")
+CHANNEL_MODULES = (email, wechat, webhook, webchat)
 
 
 def build_channels(settings, intake, sessionmaker) -> dict:
+    """The configured channels by name (a module returns None when its channel is not configured)."""
     channels = {}
-    for name in CHANNEL_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        factory = getattr(module, "from_settings", None)
-        if factory is None:   # a package without a channel factory is not a channel (yet)
-            continue
-        channel = factory(settings, intake, sessionmaker)
+    for module in CHANNEL_MODULES:
+        channel = module.from_settings(settings, intake, sessionmaker)
         if channel is not None:
             channels[channel.name] = channel
     return channels
