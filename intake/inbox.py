@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from connectors.base import AcceptResult, Attachment, InboundMessage, MessageKind, Sender
-from models import Complaint, InboxItem, utcnow, write_gate
+from models import Complaint, InboxItem, read_session, utcnow, write_gate
 from models.crypto import mask
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ class Inbox:
 
     async def outcome(self, channel: str, external_id: str) -> tuple[str, str | None] | None:
         """(status, complaint number) of an accepted message, or None if never seen."""
-        async with self.sessionmaker() as session:
+        async with read_session(self.sessionmaker) as session:
             row = (await session.execute(
                 select(InboxItem.status, Complaint.number)
                 .outerjoin(Complaint, Complaint.id == InboxItem.complaint_id)

@@ -50,7 +50,7 @@ class Dispatcher:
 
     async def _claim(self) -> list[OutboundMessage]:
         now = utcnow()
-        async with write_gate(self.sessionmaker), self.sessionmaker() as session:
+        async with write_gate(self.sessionmaker).background(), self.sessionmaker() as session:
             due = or_(and_(OutboxItem.status == "pending", OutboxItem.next_attempt_at <= now),
                       and_(OutboxItem.status == "sending", OutboxItem.lease_until < now))
             stmt = select(OutboxItem).where(due).order_by(OutboxItem.id).limit(self.batch)
@@ -89,7 +89,7 @@ class Dispatcher:
 
     async def _finish(self, item: OutboundMessage, status: str, *, error: str | None = None,
                       result: SendResult | None = None, retry_in: float | None = None) -> None:
-        async with write_gate(self.sessionmaker), self.sessionmaker() as session:
+        async with write_gate(self.sessionmaker).background(), self.sessionmaker() as session:
             row = await session.get(OutboxItem, item.id)
             row.status, row.lease_until = status, None
             if error:
@@ -109,7 +109,7 @@ class Dispatcher:
 
     async def _fall_back(self, item: OutboundMessage, exc: Exception) -> None:
         """The channel cannot reach the customer now: try their e-mail, else leave it to an agent."""
-        async with write_gate(self.sessionmaker), self.sessionmaker() as session:
+        async with write_gate(self.sessionmaker).background(), self.sessionmaker() as session:
             row = await session.get(OutboxItem, item.id)
             email = None
             if row.complaint_id is not None and "email" in self.channels:

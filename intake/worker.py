@@ -19,7 +19,7 @@ from typing import Any, Sequence
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from models import Complaint, Customer, CustomerIdentity, InboxItem, utcnow, write_gate
+from models import Complaint, Customer, CustomerIdentity, InboxItem, read_session, utcnow, write_gate
 from models.crypto import mask
 from workflow.loop import backoff_delay, claim_loop
 
@@ -54,7 +54,7 @@ class Worker:
     async def run_once(self) -> int:
         """Claim and process one batch; returns how many items it took."""
         await self._classify_ahead()
-        async with self.gate, self.sessionmaker() as session:
+        async with self.gate.background(), self.sessionmaker() as session:
             items = (await session.scalars(self._due(session))).all()
             if not items:
                 await session.commit()
@@ -87,7 +87,7 @@ class Worker:
 
     async def _process_alone(self, item_id: int) -> None:
         try:
-            async with self.gate, self.sessionmaker() as session:
+            async with self.gate.background(), self.sessionmaker() as session:
                 stmt = select(InboxItem).where(InboxItem.id == item_id, InboxItem.status == "pending")
                 if session.bind.dialect.name == "postgresql":
                     stmt = stmt.with_for_update(skip_locked=True)
@@ -98,7 +98,7 @@ class Worker:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            async with self.gate, self.sessionmaker() as session:
+            async with self.gate.background(), self.sessionmaker() as session:
                 item = await session.get(InboxItem, item_id)
                 if item is not None and item.status == "pending":
                     self._retry_later(item, exc)
@@ -126,7 +126,7 @@ class Worker:
                     failed = True
         if failed:
             await self._process_alone(item_id)
-        async with self.sessionmaker() as session:
+        async with read_session(self.sessionmaker) as session:
             number = await session.scalar(select(Complaint.number).join(
                 InboxItem, InboxItem.complaint_id == Complaint.id).where(InboxItem.id == item_id))
             await session.commit()
@@ -240,7 +240,7 @@ class Worker:
     async def _classify_ahead(self) -> None:
         """Classify the next due items before taking the write lock, so the lock is held for
         database work only (classification is the slowest step and needs no lock)."""
-        async with self.sessionmaker() as session:
+        async with read_session(self.sessionmaker) as session:
             rows = (await session.execute(
                 select(InboxItem.id, InboxItem.message).where(
                     InboxItem.status == "pending", InboxItem.next_attempt_at <= utcnow())

@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
+from collections import deque
+from typing import AsyncIterator
 
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from . import sqlite
 
 
 def is_sqlite(engine_or_url) -> bool:
@@ -15,35 +19,97 @@ def is_sqlite(engine_or_url) -> bool:
 
 def make_engine(url: str, **kwargs) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
-        _sqlite_setup(engine)
+        engine = create_async_engine(url, connect_args=sqlite.connect_args(), **kwargs)
+        sqlite.setup(engine)
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("pool_pre_ping", True)
     return create_async_engine(url, **kwargs)
 
 
-def _sqlite_setup(engine: AsyncEngine) -> None:
-    # The driver's own transaction handling is off so that SAVEPOINTs work and every
-    # transaction starts with BEGIN IMMEDIATE: one writer at a time, no lock-upgrade
-    # deadlocks between the worker, the dispatcher and the connectors.
-    @event.listens_for(engine.sync_engine, "connect")
-    def _connect(dbapi_conn, _record):
-        dbapi_conn.isolation_level = None
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")   # durable across process crashes in WAL mode
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=30000")
-        cur.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+_readers: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def read_session(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncSession:
+    """A session for reading only. On SQLite an ordinary transaction begins IMMEDIATE and so
+    queues for the single write lock (in the driver's busy handler, which sleeps up to 100 ms);
+    a reader's transaction begins DEFERRED and runs beside the writer. Never write through it."""
+    engine = sessionmaker.kw.get("bind")
+    if engine is None or not is_sqlite(engine):
+        return sessionmaker()
+    reader = _readers.get(engine.sync_engine)
+    if reader is None:
+        reader = _readers[engine.sync_engine] = engine.execution_options(**{sqlite.READ_ONLY: True})
+    return sessionmaker(bind=reader)
+
+
+class WriteGate:
+    """The in-process queue for SQLite's single write lock, with two lanes.
+
+    Interactive writers (a chat turn, an API call, a connector accepting a message) go before
+    background ones (worker batches, the outbox, timers), so a customer waits for at most the one
+    background transaction under way, not for the whole queue. Background work still gets its
+    turn after `fair_share` foreground grants in a row, so a busy chat cannot starve the worker."""
+
+    fair_share = 8
+
+    def __init__(self) -> None:
+        self._held = False
+        self._foreground: deque[asyncio.Future] = deque()
+        self._background: deque[asyncio.Future] = deque()
+        self._foreground_run = 0
+
+    def locked(self) -> bool:
+        return self._held
+
+    async def acquire(self, background: bool = False) -> bool:
+        if not self._held and not self._foreground and not self._background:
+            self._held = True
+            return True
+        waiter = asyncio.get_running_loop().create_future()
+        (self._background if background else self._foreground).append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()          # granted just as we were cancelled: pass it on
+            else:
+                (self._background if background else self._foreground).remove(waiter)
+            raise
+        return True
+
+    def release(self) -> None:
+        """Hand the lock straight to the next waiter (it stays held), or free it."""
+        lanes = (self._foreground, self._background)
+        if self._background and self._foreground_run >= self.fair_share:
+            lanes = (self._background, self._foreground)
+        for lane in lanes:
+            while lane:
+                waiter = lane.popleft()
+                if not waiter.done():
+                    self._foreground_run = 0 if lane is self._background else self._foreground_run + 1
+                    waiter.set_result(True)
+                    return
+        self._held = False
+        self._foreground_run = 0
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(self, *exc) -> None:
+        self.release()
+
+    @contextlib.asynccontextmanager
+    async def background(self) -> AsyncIterator[None]:
+        await self.acquire(background=True)
+        try:
+            yield
+        finally:
+            self.release()
 
 
 class _NoGate:
@@ -53,28 +119,35 @@ class _NoGate:
     async def __aexit__(self, *exc) -> None:
         return None
 
-    async def acquire(self) -> bool:
+    async def acquire(self, background: bool = False) -> bool:
         return True
 
     def release(self) -> None:
         return None
+
+    def locked(self) -> bool:
+        return False
+
+    @contextlib.asynccontextmanager
+    async def background(self) -> AsyncIterator[None]:
+        yield
 
 
 _NO_GATE = _NoGate()
 _gates: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-def write_gate(engine_or_sessionmaker):
-    """An in-process lock for the writers of one SQLite database (a no-op on PostgreSQL).
+def write_gate(engine_or_sessionmaker) -> WriteGate | _NoGate:
+    """The write gate of one SQLite database (a no-op on PostgreSQL, which has row locks).
 
     SQLite has one write lock; writers that meet at it wait in the driver's busy handler, which
-    sleeps in steps of up to 100 ms. Queueing on an asyncio lock first hands the database over
-    at once. Hold it for one transaction only, and never while awaiting another component."""
+    sleeps in steps of up to 100 ms. Queueing here first hands the database over at once. Hold
+    it for one transaction only, and never while awaiting another component."""
     engine = getattr(engine_or_sessionmaker, "kw", {}).get("bind", engine_or_sessionmaker)
     if engine is None or not is_sqlite(engine):
         return _NO_GATE
     sync = engine.sync_engine
     gate = _gates.get(sync)
     if gate is None:
-        gate = _gates[sync] = asyncio.Lock()
+        gate = _gates[sync] = WriteGate()
     return gate

@@ -153,7 +153,7 @@ class Scheduler:
         now = now or self.clock()
         done = await self.fire_due(now)
         if self.read_replies:
-            async with write_gate(self.sessionmaker), self.sessionmaker() as session:
+            async with write_gate(self.sessionmaker).background(), self.sessionmaker() as session:
                 done += await read_replies(session, self.env, now)
                 await session.commit()
         if done and self.outbox_wake is not None:
@@ -166,7 +166,7 @@ class Scheduler:
         The batch runs in one SAVEPOINT (cheap); if any timer fails, it is rolled back and the
         timers are fired again one by one, each in its own SAVEPOINT, so a bad one only delays itself."""
         now = now or self.clock()
-        async with write_gate(self.sessionmaker), self.sessionmaker() as session:
+        async with write_gate(self.sessionmaker).background(), self.sessionmaker() as session:
             stmt = (select(Timer).where(Timer.fired_at.is_(None), Timer.due_at <= now)
                     .order_by(Timer.due_at, Timer.id).limit(self.batch))
             if session.bind.dialect.name == "postgresql":

@@ -30,7 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from connectors.base import (Attachment, InboundMessage, IntakePort, OutboundMessage, PermanentSendError, SendResult,
                              Sender, TransientSendError)
 from console.keys import AGENT   # the request key under which the console's auth middleware puts the agent
-from models import ChatMessage, ChatSession, Complaint, CustomerIdentity, InboxItem, utcnow, write_gate
+from models import (ChatMessage, ChatSession, Complaint, CustomerIdentity, InboxItem, read_session, utcnow,
+                    write_gate)
 from models.crypto import keyring, mask
 from workflow.messages import local_time
 from workflow.sla import RESPONSE_PROMISE
@@ -147,6 +148,12 @@ class WebchatChannel:
         async with self.gate, self.sessionmaker() as session:
             yield session
 
+    @contextlib.asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncSession]:
+        """A session that only reads: no gate, and on SQLite it runs beside the writer."""
+        async with read_session(self.sessionmaker) as session:
+            yield session
+
     # -- wiring -------------------------------------------------------------------------------------
     def setup_routes(self, app: web.Application) -> None:
         app.router.add_get("/", self.demo_page)
@@ -162,7 +169,7 @@ class WebchatChannel:
         app.on_shutdown.append(lambda _app: self.close())
 
     def background(self) -> list[Awaitable[None]]:
-        return [self.hub.poll_forever(self._tx)]
+        return [self.hub.poll_forever(self._read)]
 
     async def close(self) -> None:
         for subs in list(self.hub.subs.values()):
@@ -371,7 +378,7 @@ class WebchatChannel:
         text = (item.payload or {}).get("text")
         if not isinstance(public_id, str) or not isinstance(text, str) or not text.strip():
             raise PermanentSendError("a web chat item needs reply_to.session and payload.text")
-        async with self._tx() as session:
+        async with self._read() as session:
             row = await store.by_public_id(session, public_id)
             await session.commit()
         if row is None:
@@ -406,7 +413,7 @@ class WebchatChannel:
     # -- the agents' chat API (the console's middleware has checked the bearer token) ----------------------
     async def api_list(self, request: web.Request) -> web.Response:
         waiting_only = request.query.get("waiting", "1") not in ("0", "false", "no")
-        async with self._tx() as session:
+        async with self._read() as session:
             stmt = select(ChatSession).order_by(ChatSession.last_seen_at.desc()).limit(100)
             if waiting_only:
                 stmt = stmt.where(ChatSession.needs_human.is_(True))
@@ -431,7 +438,7 @@ class WebchatChannel:
 
     @_api
     async def api_messages(self, request: web.Request) -> web.Response:
-        async with self._tx() as session:
+        async with self._read() as session:
             row = await self._chat_or_404(session, request)
             lines = await store.history(session, row.id)
             await session.commit()
@@ -565,7 +572,7 @@ class ChatBackend:
         number = await self._submit(msg)
         if number is None:
             return None
-        async with self.channel._tx() as session:
+        async with self.channel._read() as session:
             c = await session.scalar(select(Complaint).where(Complaint.number == number))
             await session.commit()
         return Registered(number, c.urgency, RESPONSE_PROMISE.get(c.urgency, "24小时"), local_time(c.response_due))
@@ -574,7 +581,7 @@ class ChatBackend:
         await self._io()
         kind = "email" if "@" in contact else "phone"
         digest = keyring().blind_index(kind, contact)
-        async with self.channel._tx() as session:
+        async with self.channel._read() as session:
             found = await session.scalar(select(exists().where(
                 Complaint.number == number, CustomerIdentity.customer_id == Complaint.customer_id,
                 CustomerIdentity.kind == kind, CustomerIdentity.value_hash == digest)))
@@ -583,7 +590,7 @@ class ChatBackend:
 
     async def status(self, number: str) -> tuple[str, str | None] | None:
         await self._io()
-        async with self.channel._tx() as session:
+        async with self.channel._read() as session:
             c = await session.scalar(select(Complaint).where(Complaint.number == number))
             await session.commit()
         return None if c is None else (c.status, local_time(c.response_due))

@@ -1,0 +1,113 @@
+"""SQLite access: the write gate's two lanes, readers beside the writer, and waiting for another
+process's write lock without stalling the event loop."""
+import asyncio
+import sqlite3
+
+import pytest
+from sqlalchemy import select, text
+
+from models import InboxItem, make_engine, make_sessionmaker, read_session, write_gate
+from models.db import WriteGate
+
+
+async def test_foreground_writers_go_before_queued_background_ones():
+    gate = WriteGate()
+    order: list[str] = []
+    await gate.acquire()                      # someone is writing
+
+    async def writer(name: str, background: bool):
+        await gate.acquire(background=background)
+        order.append(name)
+        await asyncio.sleep(0)
+        gate.release()
+
+    tasks = [asyncio.create_task(writer("worker", True)), asyncio.create_task(writer("outbox", True))]
+    await asyncio.sleep(0)
+    tasks += [asyncio.create_task(writer("chat", False)), asyncio.create_task(writer("webhook", False))]
+    await asyncio.sleep(0)
+    gate.release()
+    await asyncio.gather(*tasks)
+    assert order == ["chat", "webhook", "worker", "outbox"]
+    assert not gate.locked()
+
+
+async def test_background_gets_its_turn_under_a_stream_of_foreground_writers():
+    gate = WriteGate()
+    order: list[str] = []
+    await gate.acquire()
+
+    async def writer(name: str, background: bool):
+        await gate.acquire(background=background)
+        order.append(name)
+        gate.release()
+
+    tasks = [asyncio.create_task(writer("worker", True))]
+    await asyncio.sleep(0)
+    tasks += [asyncio.create_task(writer(f"chat{i}", False)) for i in range(3 * WriteGate.fair_share)]
+    await asyncio.sleep(0)
+    gate.release()
+    await asyncio.gather(*tasks)
+    assert order.index("worker") == WriteGate.fair_share
+
+
+async def test_a_cancelled_waiter_does_not_keep_the_gate():
+    gate = WriteGate()
+    await gate.acquire()
+    waiter = asyncio.create_task(gate.acquire(background=True))
+    await asyncio.sleep(0)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    gate.release()
+    assert not gate.locked()
+    await asyncio.wait_for(gate.acquire(), 1)
+
+
+async def test_a_reader_runs_while_the_writer_holds_the_lock(sqlite_url):
+    engine = make_engine(sqlite_url)
+    sm = make_sessionmaker(engine)
+    try:
+        async with write_gate(sm), sm() as writer:
+            await writer.execute(text("UPDATE inbox_items SET attempts = attempts + 1"))   # holds the write lock
+            async with read_session(sm) as reader:
+                rows = await asyncio.wait_for(reader.scalars(select(InboxItem)), 2)
+                assert rows.all() == []
+                await reader.commit()
+            await writer.commit()
+    finally:
+        await engine.dispose()
+
+
+async def test_waiting_for_another_process_s_write_lock_keeps_the_loop_serving(sqlite_url):
+    engine = make_engine(sqlite_url)
+    sm = make_sessionmaker(engine)
+    async with read_session(sm) as session:      # kesu has opened the database (WAL from now on)
+        await session.execute(text("SELECT 1"))
+    path = sqlite_url.split(":///", 1)[1]
+    other = sqlite3.connect(path, isolation_level=None)      # another process, as far as SQLite knows
+    other.execute("BEGIN IMMEDIATE")
+    ticks = 0
+
+    async def ticker():
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    async def write():
+        async with sm() as session:
+            await session.execute(text("UPDATE inbox_items SET attempts = attempts + 1"))
+            await session.commit()
+
+    clock = asyncio.create_task(ticker())
+    try:
+        writing = asyncio.create_task(write())
+        await asyncio.sleep(0.5)
+        assert not writing.done()             # still waiting for the lock...
+        assert ticks >= 20                    # ...while the loop went on serving
+        other.execute("COMMIT")
+        await asyncio.wait_for(writing, 5)    # and it goes ahead once the lock is free
+    finally:
+        clock.cancel()
+        other.close()
+        await engine.dispose()
