@@ -45,3 +45,26 @@ async def test_concurrent_accepts_commit_together_and_a_bad_message_fails_alone(
     assert ok.count(AcceptResult.NEW) == 150 and ok.count(AcceptResult.DUPLICATE) == 50
     async with sessionmaker() as s:
         assert await s.scalar(select(func.count()).select_from(InboxItem)) == 150
+
+
+async def test_a_caller_that_gives_up_does_not_lose_the_message(sessionmaker):
+    import asyncio
+    inbox = Inbox(sessionmaker)
+    first = asyncio.create_task(inbox.accept(_msg("given-up")))
+    await asyncio.sleep(0)              # queued for the next group commit
+    first.cancel()
+    try:
+        await first
+    except asyncio.CancelledError:
+        pass
+    # The source will deliver it again: it was committed all the same, once.
+    assert await inbox.accept(_msg("given-up")) is AcceptResult.DUPLICATE
+    async with sessionmaker() as s:
+        assert await s.scalar(select(func.count()).select_from(InboxItem)) == 1
+
+
+async def test_a_message_and_its_redelivery_in_one_group_are_new_then_duplicate(sessionmaker):
+    import asyncio
+    inbox = Inbox(sessionmaker)
+    results = await asyncio.gather(*(inbox.accept(_msg("twice")) for _ in range(2)))
+    assert sorted(r.value for r in results) == ["duplicate", "new"]
