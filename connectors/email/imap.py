@@ -26,7 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from connectors.base import AcceptResult, InboundMessage, PullConnector
-from models import ChannelCursor
+from models import ChannelCursor, read_session, write_gate
 from models.crypto import mask
 
 from .mime import parse
@@ -340,7 +340,7 @@ class ImapPoller(PullConnector):
         many = getattr(inbox, "accept_many_in", None)
         one = getattr(inbox, "accept_in", None)
         if many is not None or one is not None:
-            async with self.sessionmaker() as session:
+            async with write_gate(self.sessionmaker), self.sessionmaker() as session:
                 if many is not None and messages:
                     results = list(zip(messages, await many(session, messages)))
                 else:
@@ -358,12 +358,12 @@ class ImapPoller(PullConnector):
         return results
 
     async def _load_cursor(self) -> dict[str, Any]:
-        async with self.sessionmaker() as session:
+        async with read_session(self.sessionmaker) as session:
             row = await session.get(ChannelCursor, self.key)
             return dict(row.value) if row is not None and row.value else {"last_uid": 0}
 
     async def _store_cursor(self, cursor: dict[str, Any]) -> None:
-        async with self.sessionmaker() as session:
+        async with write_gate(self.sessionmaker), self.sessionmaker() as session:
             await _save_cursor(session, self.key, cursor)
             await session.commit()
 
