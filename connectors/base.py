@@ -14,10 +14,11 @@ import asyncio
 import enum
 import hashlib
 import logging
-import random
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Awaitable, Callable, Protocol
+
+from workflow.loop import backoff_delay
 
 log = logging.getLogger(__name__)
 
@@ -152,11 +153,6 @@ class PullConnector:
                 delay = backoff_delay(failures, self.min_backoff, self.max_backoff)
                 log.warning("%s: %s; retrying in %.1fs", self.name, exc, delay)
                 await asyncio.sleep(delay)
-
-
-def backoff_delay(attempt: int, base: float, cap: float) -> float:
-    """Full-jitter exponential backoff (attempt counts from 1)."""
-    return random.uniform(base / 2, min(cap, base * 2 ** (attempt - 1)))
 
 
 class Channel(Protocol):
