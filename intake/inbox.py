@@ -81,7 +81,7 @@ class Inbox:
         try:
             while self._waiting:
                 await self._gather()
-                async with gate:           # and so do those that arrive while the gate is busy
+                async with gate:           # the group is taken once the gate is ours: late comers join
                     group, self._waiting = self._waiting[:self.max_group], self._waiting[self.max_group:]
                     committed = await self._commit_group(group)
                 if not committed and len(group) > 1:

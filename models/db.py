@@ -36,8 +36,8 @@ _readers: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 def read_session(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncSession:
     """A session for reading only. On SQLite an ordinary transaction begins IMMEDIATE and so
-    queues for the single write lock (in the driver's busy handler, which sleeps up to 100 ms);
-    a reader's transaction begins DEFERRED and runs beside the writer. Never write through it."""
+    waits for the single write lock; a reader's transaction begins DEFERRED and runs beside the
+    writer. Never write through it."""
     engine = sessionmaker.kw.get("bind")
     if engine is None or not is_sqlite(engine):
         return sessionmaker()
@@ -70,15 +70,16 @@ class WriteGate:
         if not self._held and not self._foreground and not self._background:
             self._held = True
             return True
+        lane = self._background if background else self._foreground
         waiter = asyncio.get_running_loop().create_future()
-        (self._background if background else self._foreground).append(waiter)
+        lane.append(waiter)
         try:
             await waiter
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
                 self.release()          # granted just as we were cancelled: pass it on
             else:
-                (self._background if background else self._foreground).remove(waiter)
+                lane.remove(waiter)
             raise
         return True
 
@@ -125,9 +126,6 @@ class _NoGate:
     def release(self) -> None:
         return None
 
-    def locked(self) -> bool:
-        return False
-
     @contextlib.asynccontextmanager
     async def background(self) -> AsyncIterator[None]:
         yield
@@ -140,9 +138,10 @@ _gates: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 def write_gate(engine_or_sessionmaker) -> WriteGate | _NoGate:
     """The write gate of one SQLite database (a no-op on PostgreSQL, which has row locks).
 
-    SQLite has one write lock; writers that meet at it wait in the driver's busy handler, which
-    sleeps in steps of up to 100 ms. Queueing here first hands the database over at once. Hold
-    it for one transaction only, and never while awaiting another component."""
+    SQLite has one write lock; a writer that finds it taken sleeps and tries again
+    (models.sqlite.begin_immediate), in steps of up to 100 ms. Queueing here first hands the
+    database over at once. Hold it for one transaction only, and never while awaiting another
+    component."""
     engine = getattr(engine_or_sessionmaker, "kw", {}).get("bind", engine_or_sessionmaker)
     if engine is None or not is_sqlite(engine):
         return _NO_GATE

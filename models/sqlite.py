@@ -5,7 +5,7 @@ result back to the event loop: about 80 µs a hand-off, while the call itself us
 few µs. A registration makes some 150 such calls, so the hand-offs cost more than the work.
 kesu's transactions are short and go one writer at a time behind the write gate, so here the
 calls run on the event loop's thread instead. The one wait that can be long, for another
-process's write lock, is done by sleeping on the loop (see `begin`), never inside SQLite.
+process's write lock, is done by sleeping on the loop (`begin_immediate`), never inside SQLite.
 """
 from __future__ import annotations
 

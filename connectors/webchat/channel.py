@@ -148,11 +148,9 @@ class WebchatChannel:
         async with self.gate, self.sessionmaker() as session:
             yield session
 
-    @contextlib.asynccontextmanager
-    async def _read(self) -> AsyncIterator[AsyncSession]:
+    def _read(self) -> AsyncSession:
         """A session that only reads: no gate, and on SQLite it runs beside the writer."""
-        async with read_session(self.sessionmaker) as session:
-            yield session
+        return read_session(self.sessionmaker)
 
     # -- wiring -------------------------------------------------------------------------------------
     def setup_routes(self, app: web.Application) -> None:
