@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.util import greenlet_spawn
 
 from connectors.base import AcceptResult, Attachment, InboundMessage, MessageKind, Sender
 from models import Complaint, InboxItem, read_session, utcnow, write_gate
@@ -107,9 +109,7 @@ class Inbox:
         """Commit the group in one transaction (the caller holds the write gate) and settle its
         callers; False if it failed (a group of one is then settled with the error)."""
         try:
-            async with self.engine.connect() as conn:
-                results = await self.accept_many_in(conn, [m for m, _ in group])
-                await conn.commit()
+            results = await greenlet_spawn(self._commit_sync, [m for m, _ in group])
         except Exception as exc:
             if len(group) == 1:
                 _settle(group[0][1], exc=exc)
@@ -118,6 +118,14 @@ class Inbox:
             return False
         self._settle_group(group, results)
         return True
+
+    def _commit_sync(self, msgs: list[InboundMessage]) -> list[AcceptResult]:
+        # Connect, insert and commit in one pass through SQLAlchemy's async bridge (one greenlet
+        # per group) instead of one for each step: the steps cost more than the SQLite calls.
+        with self.engine.sync_engine.connect() as conn:
+            results = _insert(conn, msgs)
+            conn.commit()
+        return results
 
     def _settle_group(self, group, results: list[AcceptResult]) -> None:
         for (_, future), result in zip(group, results):
@@ -131,24 +139,8 @@ class Inbox:
 
     async def accept_many_in(self, session: AsyncSession | AsyncConnection,
                              msgs: list[InboundMessage]) -> list[AcceptResult]:
-        now = utcnow()
-        rows = [dict(channel=m.channel, external_id=m.external_id[:255], kind=m.kind.value, status="pending",
-                     message=message_to_dict(m), raw=m.raw or None, received_at=m.received_at, accepted_at=now,
-                     attempts=0, next_attempt_at=now, trace=[]) for m in msgs]
         conn = session if isinstance(session, AsyncConnection) else await session.connection()
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        table = InboxItem.__table__
-        # One cached statement, executed for many rows (SQLAlchemy batches them into multi-row
-        # INSERTs): a statement built with .values(rows) is compiled anew for every group size.
-        stmt = (dialect.insert(table).on_conflict_do_nothing(index_elements=["channel", "external_id"])
-                .returning(table.c.channel, table.c.external_id))
-        inserted = {tuple(r) for r in (await conn.execute(stmt, rows)).all()}
-        results = []
-        for row in rows:
-            key = (row["channel"], row["external_id"])
-            results.append(AcceptResult.NEW if key in inserted else AcceptResult.DUPLICATE)
-            inserted.discard(key)     # the same message twice in one group: the second is a duplicate
-        return results
+        return await conn.run_sync(_insert, msgs)
 
     async def outcome(self, channel: str, external_id: str) -> tuple[str, str | None] | None:
         """(status, complaint number) of an accepted message, or None if never seen."""
@@ -158,6 +150,35 @@ class Inbox:
                 .outerjoin(Complaint, Complaint.id == InboxItem.complaint_id)
                 .where(InboxItem.channel == channel, InboxItem.external_id == external_id[:255]))).first()
         return (row[0], row[1]) if row else None
+
+
+@functools.cache
+def _insert_statement(dialect_name: str):
+    """One INSERT ... ON CONFLICT DO NOTHING RETURNING per dialect, executed for many rows
+    (SQLAlchemy batches them into multi-row INSERTs). Built once, so SQLAlchemy neither builds
+    nor hashes a new statement per group to find the compiled one; a statement built with
+    .values(rows) would even be compiled anew for every group size."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    table = InboxItem.__table__
+    return (dialect.insert(table)
+            .values(trace=literal_column("'[]'"))     # the same for all: in the SQL, not encoded per row
+            .on_conflict_do_nothing(index_elements=["channel", "external_id"])
+            .returning(table.c.channel, table.c.external_id))
+
+
+def _insert(conn: Connection, msgs: list[InboundMessage]) -> list[AcceptResult]:
+    """Insert the messages within the connection's transaction; NEW or DUPLICATE for each."""
+    now = utcnow()
+    rows = [dict(channel=m.channel, external_id=m.external_id[:255], kind=m.kind.value, status="pending",
+                 message=message_to_dict(m), raw=m.raw or None, received_at=m.received_at, accepted_at=now,
+                 attempts=0, next_attempt_at=now) for m in msgs]
+    inserted = {tuple(r) for r in conn.execute(_insert_statement(conn.dialect.name), rows)}
+    results = []
+    for row in rows:
+        key = (row["channel"], row["external_id"])
+        results.append(AcceptResult.NEW if key in inserted else AcceptResult.DUPLICATE)
+        inserted.discard(key)     # the same message twice in one group: the second is a duplicate
+    return results
 
 
 def _settle(future: asyncio.Future, *, result: AcceptResult | None = None, exc: Exception | None = None) -> None:
