@@ -14,19 +14,21 @@ import asyncio
 import logging
 from collections import defaultdict
 from datetime import timedelta
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from connectors.base import InboundMessage
 from models import Complaint, Customer, CustomerIdentity, InboxItem, read_session, utcnow, write_gate
 from models.crypto import mask
 from workflow.loop import backoff_delay, claim_loop
 
 from .batch import Batch, identity_keys_of
-from .inbox import message_from_dict
+from .inbox import message_from_dict, message_to_dict
 from .numbering import NUMBER_RE, format_number, reserve_serials, shanghai_day
 from .pipeline import Context, Pipeline, Quarantine, Services
+from .reading import UNREAD, is_unread, read_in_full
 from .steps.customer import identities_of
 
 log = logging.getLogger(__name__)
@@ -45,7 +47,7 @@ class Worker:
         self.wake = wake or asyncio.Event()
         self.outbox_wake = outbox_wake or asyncio.Event()   # new outbox rows may be waiting
         self.gate = write_gate(sessionmaker)
-        self._ahead: dict[int, Any] = {}     # suggestions computed before the batch was claimed
+        self._ahead: dict[int, Ahead] = {}   # read and classified before the batch was claimed
         self.processed = 0
 
     async def run_forever(self, idle: float = 0.5) -> None:
@@ -138,14 +140,14 @@ class Worker:
         if not contexts:
             await session.flush()
             return
-        ahead = [self._ahead.pop(ctx.item.id, None) for ctx in contexts]
-        missing = [ctx.msg.text or "" for ctx, s in zip(contexts, ahead) if s is None]
-        fresh = iter(await self._classify(missing) if missing else [])
-        suggestions = [s if s is not None else next(fresh) for s in ahead]
+        missing = [ctx for ctx in contexts if ctx.suggestion is None]
+        if missing:
+            for ctx, suggestion in zip(missing, await self._classify([ctx.msg.text or "" for ctx in missing])):
+                ctx.suggestion = suggestion
         batch = await self._prefetch(session, contexts)
         with session.no_autoflush:
-            for ctx, suggestion in zip(contexts, suggestions):
-                ctx.suggestion, ctx.batch = suggestion, batch
+            for ctx in contexts:
+                ctx.batch = batch
                 try:
                     await self.pipeline.run(ctx)
                 except asyncio.CancelledError:
@@ -181,12 +183,20 @@ class Worker:
     def _contexts(self, session: AsyncSession, items: Sequence[InboxItem]) -> list[Context]:
         contexts = []
         for item in items:
+            ahead = self._ahead.pop(item.id, None)
             try:
-                msg = message_from_dict(item.message, item.raw)
+                msg = ahead.message if ahead is not None and ahead.message is not None else \
+                    message_from_dict(item.message, item.raw)
+                if is_unread(msg):                # committed after the look-ahead: read it now
+                    msg = read_in_full(msg, self.services.settings)
             except Exception as exc:  # a stored row we cannot decode: keep it for an agent
                 self._quarantine(item, f"stored message unreadable: {exc!r}", [])
                 continue
-            contexts.append(Context(session=session, item=item, msg=msg, services=self.services))
+            if (item.message or {}).get("meta", {}).get(UNREAD) and not is_unread(msg):
+                # The row keeps what was read, for agents (quarantine preview) and a later retry.
+                item.message, item.kind = message_to_dict(msg), msg.kind.value
+            contexts.append(Context(session=session, item=item, msg=msg, services=self.services,
+                                    suggestion=ahead.suggestion if ahead is not None else None))
         return contexts
 
     async def _prefetch(self, session: AsyncSession, contexts: list[Context]) -> Batch:
@@ -238,25 +248,51 @@ class Worker:
             log.warning("inbox item %s failed (attempt %d), retrying: %s", item.id, item.attempts, item.last_error)
 
     async def _classify_ahead(self) -> None:
-        """Classify the next due items before taking the write lock, so the lock is held for
-        database work only (classification is the slowest step and needs no lock)."""
+        """Read and classify the next due items before taking the write lock, so the lock is held
+        for database work only (reading mail and classifying are the slowest steps and need no lock)."""
         async with read_session(self.sessionmaker) as session:
             rows = (await session.execute(
                 select(InboxItem.id, InboxItem.message).where(
                     InboxItem.status == "pending", InboxItem.next_attempt_at <= utcnow())
                 .order_by(InboxItem.id).limit(self.batch))).all()
+            todo = [(r.id, r.message or {}) for r in rows if r.id not in self._ahead]
+            unread = [item_id for item_id, message in todo if message.get("meta", {}).get(UNREAD)]
+            raws = dict((await session.execute(select(InboxItem.id, InboxItem.raw).where(
+                InboxItem.id.in_(unread)))).all()) if unread else {}
             await session.commit()
-        todo = [(r.id, (r.message or {}).get("text") or "") for r in rows if r.id not in self._ahead]
         if todo:
-            for (item_id, _), suggestion in zip(todo, await self._classify([t for _, t in todo])):
-                self._ahead[item_id] = suggestion
+            prepared = await asyncio.get_running_loop().run_in_executor(
+                None, self._prepare, [(message, raws.get(item_id)) for item_id, message in todo])
+            for (item_id, _), ahead in zip(todo, prepared):
+                self._ahead[item_id] = ahead
         if len(self._ahead) > 4 * self.batch:      # items another process took meanwhile
             for item_id in list(self._ahead)[:len(self._ahead) - 4 * self.batch]:
                 del self._ahead[item_id]
 
+    def _prepare(self, stored: list[tuple[dict[str, Any], bytes | None]]) -> list[Ahead]:
+        """(In a thread.) Read the unread messages in full, then classify all the texts."""
+        read: list[InboundMessage | None] = []
+        texts: list[str] = []
+        for message, raw in stored:
+            msg = None
+            if message.get("meta", {}).get(UNREAD):
+                try:
+                    msg = read_in_full(message_from_dict(message, raw), self.services.settings)
+                except Exception:  # _contexts tries again in the transaction and quarantines it
+                    msg = None
+            read.append(msg)
+            texts.append(msg.text if msg is not None else message.get("text") or "")
+        return [Ahead(s, m) for s, m in zip(self.classifier.suggest_many(texts), read)]
+
     async def _classify(self, texts: list[str]) -> list[Any]:
         # Off the event loop: a slow batch must never stall the connectors.
         return await asyncio.get_running_loop().run_in_executor(None, self.classifier.suggest_many, texts)
+
+
+class Ahead(NamedTuple):
+    """What the look-ahead prepared for one item: its suggestion and, if it was unread, the message read."""
+    suggestion: Any
+    message: InboundMessage | None
 
 
 async def _assign_ids(session: AsyncSession) -> None:

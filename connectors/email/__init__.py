@@ -2,7 +2,8 @@
 
 `from_settings(settings, intake, sessionmaker)` builds it (None when neither mailboxes nor
 SMTP are configured). The daemon runs `background()` (one poller per mailbox) and sends
-outbox items of channel "email" through `send()`.
+outbox items of channel "email" through `send()`. The pollers commit mail unread; the intake
+worker reads it in full with `read_stored()` (see `deferred.py`).
 """
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from typing import Any, Coroutine
 
 from connectors.base import IntakePort, OutboundMessage, PermanentSendError, SendResult
 
+from .deferred import own_addresses, read_stored
 from .imap import ImapPoller
 from .mime import ParsedMail, parse
 from .smtp import SmtpSender, Templates
 
-__all__ = ["EmailChannel", "from_settings", "ImapPoller", "SmtpSender", "Templates", "parse", "ParsedMail"]
+__all__ = ["EmailChannel", "from_settings", "ImapPoller", "SmtpSender", "Templates", "parse", "ParsedMail",
+           "own_addresses", "read_stored"]
 
 
 class EmailChannel:
@@ -22,9 +25,8 @@ class EmailChannel:
 
     def __init__(self, settings: Any, intake: IntakePort, sessionmaker: Any):
         self.sender = SmtpSender(settings.smtp) if settings.smtp else None
-        own = frozenset({self.sender.from_address}) if self.sender else frozenset()
-        self.pollers = [ImapPoller(mb, intake, sessionmaker, attachment_limit=settings.attachment_limit,
-                                   own_addresses=own) for mb in settings.mailboxes]
+        own = own_addresses(settings.smtp.sender) if settings.smtp else frozenset()
+        self.pollers = [ImapPoller(mb, intake, sessionmaker, own_addresses=own) for mb in settings.mailboxes]
 
     async def send(self, item: OutboundMessage) -> SendResult:
         if self.sender is None:

@@ -1,8 +1,8 @@
 """The IMAP poller: one per mailbox, run under `PullConnector.serve_forever()`.
 
 Save before you acknowledge: a batch of messages is fetched with BODY.PEEK[] (so a failure
-leaves them unread), parsed, and committed to the inbox *together with* the mailbox
-checkpoint (UIDVALIDITY and the last UID, a ChannelCursor row) in one transaction; only
+leaves them unread), their headers peeked at (`deferred.py`: the worker reads them in full
+later), and committed to the inbox *together with* the mailbox checkpoint (UIDVALIDITY and the last UID, a ChannelCursor row) in one transaction; only
 then are they flagged \\Seen (or moved). A crash anywhere re-fetches from the checkpoint and
 the inbox's unique (channel, Message-ID) turns a repeat into a DUPLICATE, so nothing is
 lost or registered twice. Mail that arrived while kesu was down is simply above the
@@ -18,7 +18,7 @@ import asyncio
 import hashlib
 import logging
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Awaitable, TypeVar
 
 import aioimaplib
@@ -27,9 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from connectors.base import AcceptResult, InboundMessage, PullConnector
 from models import ChannelCursor, read_session, write_gate
-from models.crypto import mask
 
-from .mime import parse
+from .deferred import peek, unread_message
 
 if TYPE_CHECKING:   # settings live in intake; connectors only read them
     from intake.settings import MailboxSettings
@@ -55,12 +54,11 @@ class ImapPoller(PullConnector):
     max_backoff = 120.0
 
     def __init__(self, mailbox: MailboxSettings, intake: Any, sessionmaker: async_sessionmaker[AsyncSession], *,
-                 attachment_limit: int | None = None, own_addresses: frozenset[str] = frozenset(),
+                 own_addresses: frozenset[str] = frozenset(),
                  batch: int = BATCH, tls_context=None):
         self.mailbox = mailbox
         self.intake = intake
         self.sessionmaker = sessionmaker
-        self.attachment_limit = attachment_limit
         self.own_addresses = frozenset(a.lower() for a in own_addresses)
         self.batch = batch
         self.tls_context = tls_context        # None: the system's trusted CAs
@@ -70,7 +68,7 @@ class ImapPoller(PullConnector):
         self.client: aioimaplib.IMAP4 | None = None
         self._lost = asyncio.Event()
         # Counters for logs, tests and the benchmark.
-        self.stats = {"fetched": 0, "new": 0, "duplicate": 0, "ignored_own": 0, "quarantine": 0, "rescans": 0}
+        self.stats = {"fetched": 0, "new": 0, "duplicate": 0, "ignored_own": 0, "rescans": 0}
         self.caught_up = asyncio.Event()      # set whenever the folder has been read to its end
 
     # ------------------------------------------------------------------ the loop
@@ -282,34 +280,39 @@ class ImapPoller(PullConnector):
             return
         log.info("%s: %d new message(s) above UID %s", self.name, len(uids), cursor["last_uid"])
         chunks = [uids[i:i + self.batch] for i in range(0, len(uids), self.batch)]
-        # One batch at a time: overlapping the next FETCH with this batch's commit was measured
-        # slower (the IMAP reader and the database thread then fight over the GIL).
-        for chunk in chunks:
-            fetched = await self._fetch(chunk)
-            await self._commit(cursor, chunk, fetched)
-            await self._acknowledge(chunk)
+        following = asyncio.ensure_future(self._fetch(chunks[0]))
+        try:
+            for i, chunk in enumerate(chunks):
+                fetched = await following
+                # Ask for the next batch at once: the server reads and sends it while this one is
+                # committed. (aioimaplib sends our STORE only after that FETCH has completed.)
+                following = asyncio.ensure_future(self._fetch(chunks[i + 1])) if i + 1 < len(chunks) else None
+                await self._commit(cursor, chunk, fetched)
+                await self._acknowledge(chunk)
+        finally:
+            if following is not None and not following.done():   # an error: the connection is dropped anyway
+                following.cancel()
+                await asyncio.gather(following, return_exceptions=True)
 
     async def _commit(self, cursor: dict[str, Any], chunk: list[int],
                       fetched: list[tuple[int, datetime | None, bytes]]) -> None:
         self.stats["fetched"] += len(fetched)
         by_uid = {uid: (when, raw) for uid, when, raw in fetched}
+        mailbox = f"{self.mailbox.user}@{self.mailbox.host}/{self.mailbox.folder}"
         messages: list[tuple[int, InboundMessage | None]] = []
         for uid in chunk:
             if uid not in by_uid:      # expunged between SEARCH and FETCH
                 continue
             when, raw = by_uid[uid]
-            pm = parse(raw, attachment_limit=self.attachment_limit, own_addresses=self.own_addresses)
-            if pm.ours:
+            # Headers only: the worker reads the message in full once it is safe in the inbox.
+            p = peek(raw, own_addresses=self.own_addresses)
+            if p.ours:
                 self.stats["ignored_own"] += 1
-                log.info("%s: UID %s is our own message %s coming back: ignored", self.name, uid, pm.message_id)
+                log.info("%s: UID %s is our own message %s coming back: ignored", self.name, uid, p.message_id)
                 messages.append((uid, None))
                 continue
-            if pm.parse_error:
-                self.stats["quarantine"] += 1
-                log.warning("%s: UID %s cannot be read (%s): accepted for quarantine", self.name, uid, pm.parse_error)
-            meta = {"mailbox": f"{self.mailbox.user}@{self.mailbox.host}/{self.mailbox.folder}", "uid": uid,
-                    "uidvalidity": cursor["uidvalidity"]}
-            messages.append((uid, pm.to_inbound(raw, received_at=when, extra_meta=meta)))
+            meta = {"mailbox": mailbox, "uid": uid, "uidvalidity": cursor["uidvalidity"]}
+            messages.append((uid, unread_message(raw, p, received_at=when, meta=meta)))
         last = max([int(cursor["last_uid"]), *chunk])
         try:
             results = await self._accept_all([m for _, m in messages if m is not None], {**cursor, "last_uid": last})
@@ -327,8 +330,7 @@ class ImapPoller(PullConnector):
                 cursor.update(step)
         for msg, result in results:
             self.stats["new" if result is AcceptResult.NEW else "duplicate"] += 1
-            log.info("%s: %s %s from %s (%s)", self.name, result.value, msg.external_id, mask(msg.sender.handle),
-                     msg.kind.value)
+            log.info("%s: %s %s (UID %s)", self.name, result.value, msg.external_id, msg.meta["uid"])
         cursor.update({**cursor, "last_uid": last})
 
     async def _accept_all(self, messages: list[InboundMessage], cursor: dict[str, Any]
@@ -453,9 +455,21 @@ def parse_fetch(lines: list) -> list[tuple[int, datetime | None, bytes]]:
     return out
 
 
+_DATE_TIME = re.compile(rb"\s*(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)\s*$")
+_MONTHS = {m: i for i, m in enumerate(
+    (b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov", b"dec"), start=1)}
+
+
 def _internaldate(value: bytes) -> datetime | None:
+    """RFC 3501 date-time ("23-Nov-2026 17:30:00 +0800"); strptime costs more than the rest of a message."""
+    m = _DATE_TIME.match(value)
+    month = _MONTHS.get(m.group(2).lower()) if m else None
+    if month is None:
+        return None
+    day, year, hh, mm, ss = (int(m.group(i)) for i in (1, 3, 4, 5, 6))
+    offset = timedelta(hours=int(m.group(8)), minutes=int(m.group(9)))
     try:
-        return datetime.strptime(value.decode().strip(), "%d-%b-%Y %H:%M:%S %z")
+        return datetime(year, month, day, hh, mm, ss, tzinfo=timezone(-offset if m.group(7) == b"-" else offset))
     except ValueError:
         return None
 

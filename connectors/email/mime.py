@@ -163,7 +163,7 @@ def _parse_into(pm: ParsedMail, raw: bytes, limit: int | None, verifier: msgid.V
     if not body:
         pm.parse_error = "empty message"
         return
-    body = _repair_header_block(body)
+    body = repair_header_block(body)
     msg = BytesParser(policy=LENIENT).parsebytes(_ENCLOSED.sub(rb"\1" + _OPAQUE_PREFIX + rb"\2", body))
     headers = _header_map(msg)
     if not headers:
@@ -385,7 +385,7 @@ _HEADER_LINE = re.compile(rb"^[!-9;-~]{1,80}[ \t]*:")
 _OPEN_WORD = re.compile(rb"=\?[^?\s]+\?[QqBb]\?[^?\s]*$")
 
 
-def _repair_header_block(data: bytes) -> bytes:
+def repair_header_block(data: bytes) -> bytes:
     """Re-fold header lines broken without the leading whitespace, when the break is inside
     an RFC 2047 encoded word (seen in old Chinese mail): otherwise the rest of the header
     block would be read as the body."""
