@@ -6,8 +6,10 @@ A throw-away Dovecot (the tests' recipe) gets N real complaint texts as mail (GB
 UTF-8, plain and HTML, some with attachments), appended over IMAP. Then, in the same run:
 - bare: one connection, UID SEARCH, UID FETCH (UID INTERNALDATE BODY.PEEK[]) in batches of
   the poller's size; nothing else.
-- kesu: the email channel's poller from connect to the moment every message is parsed and
-  committed to the inbox (SQLite, encrypted at rest) with the checkpoint, and flagged \\Seen.
+- kesu: the email channel's poller from connect to the moment every message is committed to
+  the inbox (SQLite, encrypted at rest) with the checkpoint, and flagged \\Seen. The poller
+  reads only the Message-ID and From headers before the commit; the full MIME reading is the
+  intake worker's (connectors/email/deferred.py), measured end to end by bench/pipeline.py.
 Best of --rounds for each. Prints one JSON line: messages, kesu_per_s, bare_per_s, ratio.
 """
 from __future__ import annotations
