@@ -19,7 +19,7 @@ import hashlib
 import logging
 import re
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Awaitable, TypeVar
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeVar
 
 import aioimaplib
 from sqlalchemy import text
@@ -67,6 +67,7 @@ class ImapPoller(PullConnector):
         self.name = f"email {mailbox.user}@{mailbox.host}/{mailbox.folder}"
         self.client: aioimaplib.IMAP4 | None = None
         self._lost = asyncio.Event()
+        self._last_queued: asyncio.Future | None = None
         # Counters for logs, tests and the benchmark.
         self.stats = {"fetched": 0, "new": 0, "duplicate": 0, "ignored_own": 0, "rescans": 0}
         self.caught_up = asyncio.Event()      # set whenever the folder has been read to its end
@@ -280,19 +281,43 @@ class ImapPoller(PullConnector):
             return
         log.info("%s: %d new message(s) above UID %s", self.name, len(uids), cursor["last_uid"])
         chunks = [uids[i:i + self.batch] for i in range(0, len(uids), self.batch)]
-        following = asyncio.ensure_future(self._fetch(chunks[0]))
+        # On the wire: FETCH 1, FETCH 2, STORE 1, FETCH 3, STORE 2 ...: while batch n is committed,
+        # the server flags batch n-1 and sends batch n+1. A batch is flagged only once committed.
+        next_fetch = self._queued(lambda: self._fetch(chunks[0]))
+        marking = None
+        tasks = [next_fetch]
         try:
             for i, chunk in enumerate(chunks):
-                fetched = await following
-                # Ask for the next batch at once: the server reads and sends it while this one is
-                # committed. (aioimaplib sends our STORE only after that FETCH has completed.)
-                following = asyncio.ensure_future(self._fetch(chunks[i + 1])) if i + 1 < len(chunks) else None
+                fetched = await next_fetch
+                if i + 1 < len(chunks):
+                    next_fetch = self._queued(lambda following=chunks[i + 1]: self._fetch(following))
+                    tasks.append(next_fetch)
                 await self._commit(cursor, chunk, fetched)
-                await self._acknowledge(chunk)
+                if marking is not None:
+                    await marking             # the previous batch's flags: an error ends serve_once
+                marking = self._queued(lambda committed=chunk: self._acknowledge(committed))
+                tasks.append(marking)
+            await marking
         finally:
-            if following is not None and not following.done():   # an error: the connection is dropped anyway
-                following.cancel()
-                await asyncio.gather(following, return_exceptions=True)
+            for task in tasks:                 # after an error: the connection is dropped anyway
+                if not task.done():
+                    task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _queued(self, start: Callable[[], Awaitable[T]]) -> asyncio.Future[T]:
+        """Start an IMAP command (or a sequence of them) once the one queued before it is done.
+        aioimaplib makes a FETCH or STORE wait for one already under way, but two waiting at
+        once would both be sent and their responses mixed up: so they queue here, one by one."""
+        previous = self._last_queued
+
+        async def in_turn() -> T:
+            if previous is not None and not previous.done():
+                await asyncio.wait([previous])   # its outcome goes to whoever awaits it
+            return await start()
+
+        task = asyncio.ensure_future(in_turn())
+        self._last_queued = task
+        return task
 
     async def _commit(self, cursor: dict[str, Any], chunk: list[int],
                       fetched: list[tuple[int, datetime | None, bytes]]) -> None:

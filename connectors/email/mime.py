@@ -383,6 +383,7 @@ class _Walker:
 
 _HEADER_LINE = re.compile(rb"^[!-9;-~]{1,80}[ \t]*:")
 _OPEN_WORD = re.compile(rb"=\?[^?\s]+\?[QqBb]\?[^?\s]*$")
+_BROKEN_WORD = re.compile(rb"=\?[^?\s]+\?[QqBb]\?[^?\s]*\r*\n[^ \t\r\n]")   # a line ends inside one
 
 
 def repair_header_block(data: bytes) -> bytes:
@@ -394,7 +395,7 @@ def repair_header_block(data: bytes) -> bytes:
     if end2 != -1 and (end == -1 or end2 < end):
         end = end2
     head = data[: end if end != -1 else min(len(data), 256 * 1024)]
-    if b"=?" not in head:
+    if b"=?" not in head or not _BROKEN_WORD.search(head):     # the usual case, found quickly
         return data
     lines = head.split(b"\n")
     changed = False
