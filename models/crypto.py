@@ -122,6 +122,10 @@ class EncryptedBytes(TypeDecorator):
         return None if value is None else keyring().decrypt(bytes(value))
 
 
+# One encoder for every value: json.dumps with options builds a new JSONEncoder on each call.
+_json_encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
+
+
 class EncryptedJSON(TypeDecorator):
     impl = LargeBinary
     cache_ok = True
@@ -129,7 +133,7 @@ class EncryptedJSON(TypeDecorator):
     def process_bind_param(self, value: Any, dialect) -> bytes | None:
         if value is None:
             return None
-        return keyring().encrypt(json.dumps(value, ensure_ascii=False, default=str).encode("utf-8"))
+        return keyring().encrypt(_json_encode(value).encode("utf-8"))
 
     def process_result_value(self, value: bytes | None, dialect) -> Any:
         return None if value is None else json.loads(keyring().decrypt(bytes(value)))
