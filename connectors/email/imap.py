@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeVar
 
 import aioimaplib
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from connectors.base import AcceptResult, InboundMessage, PullConnector
 from models import ChannelCursor, read_session, write_gate
@@ -363,25 +364,18 @@ class ImapPoller(PullConnector):
         """Commit the messages and the checkpoint in one transaction when the inbox allows it
         (one multi-row INSERT with `accept_many_in`); else accept() each, then the checkpoint."""
         inbox = getattr(self.intake, "inbox", self.intake)
-        results: list[tuple[InboundMessage, AcceptResult]] = []
         many = getattr(inbox, "accept_many_in", None)
-        one = getattr(inbox, "accept_in", None)
-        if many is not None or one is not None:
-            async with write_gate(self.sessionmaker), self.sessionmaker() as session:
-                if many is not None and messages:
-                    results = list(zip(messages, await many(session, messages)))
-                else:
-                    for msg in messages:
-                        results.append((msg, await one(session, msg)))
-                await _save_cursor(session, self.key, cursor)
-                await session.commit()
-            arrived = getattr(inbox, "arrived", None)
-            if arrived is not None and any(r is AcceptResult.NEW for _, r in results):
-                arrived.set()
+        if many is None:
+            results = [(msg, await self.intake.accept(msg)) for msg in messages]
+            await self._store_cursor(cursor)
             return results
-        for msg in messages:
-            results.append((msg, await self.intake.accept(msg)))
-        await self._store_cursor(cursor)
+        async with write_gate(self.sessionmaker), self._engine().connect() as conn:
+            results = list(zip(messages, await many(conn, messages))) if messages else []
+            await _save_cursor(conn, self.key, cursor)
+            await conn.commit()
+        arrived = getattr(inbox, "arrived", None)
+        if arrived is not None and any(r is AcceptResult.NEW for _, r in results):
+            arrived.set()
         return results
 
     async def _load_cursor(self) -> dict[str, Any]:
@@ -390,19 +384,22 @@ class ImapPoller(PullConnector):
             return dict(row.value) if row is not None and row.value else {"last_uid": 0}
 
     async def _store_cursor(self, cursor: dict[str, Any]) -> None:
-        async with write_gate(self.sessionmaker), self.sessionmaker() as session:
-            await _save_cursor(session, self.key, cursor)
-            await session.commit()
+        async with write_gate(self.sessionmaker), self._engine().connect() as conn:
+            await _save_cursor(conn, self.key, cursor)
+            await conn.commit()
+
+    def _engine(self) -> AsyncEngine:
+        return self.sessionmaker.kw["bind"]
 
 
-async def _save_cursor(session: AsyncSession, key: str, value: dict[str, Any]) -> None:
-    row = await session.get(ChannelCursor, key)
-    if row is None:
-        session.add(ChannelCursor(key=key, value=dict(value)))
-    else:
-        row.value = dict(value)
-        row.updated_at = datetime.now(timezone.utc)
-    await session.flush()
+async def _save_cursor(conn: AsyncConnection, key: str, value: dict[str, Any]) -> None:
+    """Insert or update the checkpoint: one statement (the ORM's get-then-flush took ~4 ms a batch)."""
+    table = ChannelCursor.__table__
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table).values(key=key, value=dict(value), updated_at=datetime.now(timezone.utc))
+    await conn.execute(stmt.on_conflict_do_update(index_elements=[table.c.key],
+                                                  set_={"value": stmt.excluded.value,
+                                                        "updated_at": stmt.excluded.updated_at}))
 
 
 class _MailboxLock:
