@@ -15,6 +15,7 @@ session-level advisory lock makes sure one process polls a mailbox.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import re
@@ -488,12 +489,17 @@ def _internaldate(value: bytes) -> datetime | None:
     month = _MONTHS.get(m.group(2).lower()) if m else None
     if month is None:
         return None
-    day, year, hh, mm, ss = (int(m.group(i)) for i in (1, 3, 4, 5, 6))
-    offset = timedelta(hours=int(m.group(8)), minutes=int(m.group(9)))
     try:
-        return datetime(year, month, day, hh, mm, ss, tzinfo=timezone(-offset if m.group(7) == b"-" else offset))
+        return datetime(int(m.group(3)), month, int(m.group(1)), int(m.group(4)), int(m.group(5)), int(m.group(6)),
+                        tzinfo=_zone(m.group(7), m.group(8), m.group(9)))
     except ValueError:
         return None
+
+
+@functools.lru_cache(maxsize=64)
+def _zone(sign: bytes, hours: bytes, minutes: bytes) -> timezone:
+    offset = timedelta(hours=int(hours), minutes=int(minutes))
+    return timezone(-offset if sign == b"-" else offset)
 
 
 def _text(res) -> str:
