@@ -1,12 +1,14 @@
-"""SQLite access: the write gate's two lanes, readers beside the writer, and waiting for another
-process's write lock without stalling the event loop."""
+"""SQLite access: the write gate's two lanes, readers beside the writer, waiting for another
+process's write lock without stalling the event loop, and WAL checkpoints off the loop."""
 import asyncio
+import os
 import sqlite3
 
 import pytest
 from sqlalchemy import select, text
 
 from models import InboxItem, make_engine, make_sessionmaker, read_session, write_gate
+from models import sqlite as kesu_sqlite
 from models.db import WriteGate
 
 
@@ -110,4 +112,30 @@ async def test_waiting_for_another_process_s_write_lock_keeps_the_loop_serving(s
     finally:
         clock.cancel()
         other.close()
+        await engine.dispose()
+
+
+async def test_the_wal_is_copied_into_the_database_file_by_a_thread_not_by_a_commit(sqlite_url, monkeypatch):
+    monkeypatch.setattr(kesu_sqlite, "CHECKPOINT_EVERY", 0.05)
+    engine = make_engine(sqlite_url)
+    sm = make_sessionmaker(engine)
+    path = sqlite_url.split(":///", 1)[1]
+    try:
+        async with write_gate(sm), sm() as session:
+            assert (await session.execute(text("PRAGMA wal_autocheckpoint"))).scalar() == 0
+            await session.execute(text("CREATE TABLE filler (data BLOB)"))
+            for _ in range(2000):       # some 2 000 pages: past SQLite's own checkpoint at 1 000
+                await session.execute(text("INSERT INTO filler VALUES (randomblob(4000))"))
+            await session.commit()
+        # In WAL mode the database file grows only when a checkpoint copies pages into it.
+        committed = os.path.getsize(path)
+        assert committed < 2000 * 4000           # the commit itself did not checkpoint
+        for _ in range(200):
+            if os.path.getsize(path) > 2000 * 4000:
+                break
+            await asyncio.sleep(0.05)
+        assert os.path.getsize(path) > 2000 * 4000, "no checkpoint within 10 s"
+        async with read_session(sm) as session:
+            assert (await session.execute(text("SELECT count(*) FROM filler"))).scalar() == 2000
+    finally:
         await engine.dispose()
