@@ -271,18 +271,20 @@ class Worker:
 
     def _prepare(self, stored: list[tuple[dict[str, Any], bytes | None]]) -> list[Ahead]:
         """(In a thread.) Read the unread messages in full, then classify all the texts."""
-        read: list[InboundMessage | None] = []
-        texts: list[str] = []
+        prepared: list[tuple[str | None, InboundMessage | None]] = []     # (text to classify, message read)
         for message, raw in stored:
-            msg = None
-            if message.get("meta", {}).get(UNREAD):
-                try:
-                    msg = read_in_full(message_from_dict(message, raw), self.services.settings)
-                except Exception:  # _contexts tries again in the transaction and quarantines it
-                    msg = None
-            read.append(msg)
-            texts.append(msg.text if msg is not None else message.get("text") or "")
-        return [Ahead(s, m) for s, m in zip(self.classifier.suggest_many(texts), read)]
+            if not message.get("meta", {}).get(UNREAD):
+                prepared.append((message.get("text") or "", None))
+                continue
+            try:
+                msg = read_in_full(message_from_dict(message, raw), self.services.settings)
+            except Exception:  # _contexts reads it again in the transaction (and quarantines it there)
+                prepared.append((None, None))
+                continue
+            prepared.append((msg.text, msg))
+        texts = [text for text, _ in prepared if text is not None]
+        suggestions = iter(self.classifier.suggest_many(texts) if texts else [])
+        return [Ahead(next(suggestions), msg) if text is not None else Ahead(None, None) for text, msg in prepared]
 
     async def _classify(self, texts: list[str]) -> list[Any]:
         # Off the event loop: a slow batch must never stall the connectors.

@@ -4,12 +4,14 @@ the look-ahead, inside the batch's transaction; both give the same result."""
 from __future__ import annotations
 
 import base64
+import threading
 from datetime import datetime, timezone
 
 from sqlalchemy import func, select
 
 from connectors.email.deferred import peek, unread_message
 from connectors.email.msgid import make_message_id
+import intake.worker as worker_module
 from intake.inbox import Inbox
 from intake.settings import SmtpSettings
 from models import Complaint, ComplaintMessage, InboxItem, OutboxItem
@@ -99,3 +101,23 @@ async def test_the_poller_knows_our_signed_message_ids_and_our_address_from_the_
     own = frozenset({"cs@kesu.example"})
     assert peek(mail("m1", sender="CS@Kesu.Example"), own_addresses=own).ours
     assert not peek(mail("m2", sender="cs@kesu.example.evil.cn"), own_addresses=own).ours
+
+
+async def test_mail_the_look_ahead_could_not_read_is_read_and_classified_in_the_transaction(
+        sessionmaker, keyring, monkeypatch):
+    real = worker_module.read_in_full
+
+    def fails_in_threads(msg, settings):
+        if threading.current_thread() is not threading.main_thread():
+            raise MemoryError("say, a huge message in the look-ahead")
+        return real(msg, settings)
+
+    monkeypatch.setattr(worker_module, "read_in_full", fails_in_threads)
+    inbox, worker = Inbox(sessionmaker), make_worker(sessionmaker, keyring)
+    msg = unread(mail("refund", subject="退款").replace("买的冰箱".encode("gb18030"), "申请退款".encode("gb18030")))
+    await inbox.accept(msg)
+    await worker.run_once()
+    async with sessionmaker() as s:
+        c = await s.scalar(select(Complaint))
+    # classified from the text read in the transaction, not from the empty text of the unread row
+    assert (c.category, c.urgency) == ("price_refund", "P1")
