@@ -5,15 +5,16 @@ with the classifier). Anything else passes through unchanged.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from connectors.base import InboundMessage
 from connectors.email import own_addresses, read_stored
 from connectors.email.deferred import UNREAD
 
 
-def is_unread(msg: InboundMessage) -> bool:
-    return bool(msg.meta.get(UNREAD))
+def is_unread(meta: Mapping[str, Any] | None) -> bool:
+    """Whether a message's meta (an InboundMessage's, or a stored row's) marks it unread."""
+    return bool(meta and meta.get(UNREAD))
 
 
 def read_in_full(msg: InboundMessage, settings: Any) -> InboundMessage:

@@ -28,7 +28,7 @@ from .batch import Batch, identity_keys_of
 from .inbox import message_from_dict, message_to_dict
 from .numbering import NUMBER_RE, format_number, reserve_serials, shanghai_day
 from .pipeline import Context, Pipeline, Quarantine, Services
-from .reading import UNREAD, is_unread, read_in_full
+from .reading import is_unread, read_in_full
 from .steps.customer import identities_of
 
 log = logging.getLogger(__name__)
@@ -187,12 +187,12 @@ class Worker:
             try:
                 msg = ahead.message if ahead is not None and ahead.message is not None else \
                     message_from_dict(item.message, item.raw)
-                if is_unread(msg):                # committed after the look-ahead: read it now
+                if is_unread(msg.meta):           # committed after the look-ahead: read it now
                     msg = read_in_full(msg, self.services.settings)
             except Exception as exc:  # a stored row we cannot decode: keep it for an agent
                 self._quarantine(item, f"stored message unreadable: {exc!r}", [])
                 continue
-            if (item.message or {}).get("meta", {}).get(UNREAD) and not is_unread(msg):
+            if is_unread((item.message or {}).get("meta")) and not is_unread(msg.meta):
                 # The row keeps what was read, for agents (quarantine preview) and a later retry.
                 item.message, item.kind = message_to_dict(msg), msg.kind.value
             contexts.append(Context(session=session, item=item, msg=msg, services=self.services,
@@ -256,7 +256,7 @@ class Worker:
                     InboxItem.status == "pending", InboxItem.next_attempt_at <= utcnow())
                 .order_by(InboxItem.id).limit(self.batch))).all()
             todo = [(r.id, r.message or {}) for r in rows if r.id not in self._ahead]
-            unread = [item_id for item_id, message in todo if message.get("meta", {}).get(UNREAD)]
+            unread = [item_id for item_id, message in todo if is_unread(message.get("meta"))]
             raws = dict((await session.execute(select(InboxItem.id, InboxItem.raw).where(
                 InboxItem.id.in_(unread)))).all()) if unread else {}
             await session.commit()
@@ -273,7 +273,7 @@ class Worker:
         """(In a thread.) Read the unread messages in full, then classify all the texts."""
         prepared: list[tuple[str | None, InboundMessage | None]] = []     # (text to classify, message read)
         for message, raw in stored:
-            if not message.get("meta", {}).get(UNREAD):
+            if not is_unread(message.get("meta")):
                 prepared.append((message.get("text") or "", None))
                 continue
             try:

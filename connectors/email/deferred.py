@@ -1,9 +1,9 @@
 """Commit first, read later: the poller stores each message *unread* and the worker reads it.
 
 Reading a message in full (MIME walk, charset detection, HTML to text, auto-reply and bounce
-verdicts) costs several times what fetching it does. The poller needs only three things
-before it may commit and flag a message: its deduplication key (the Message-ID, else a
-digest of the bytes) and whether it is one of our own messages coming back.
+verdicts) costs several times what fetching it does. The poller needs only two things before it may
+commit and flag a message: its deduplication key (the Message-ID, else a digest of the
+bytes) and whether it is one of our own messages coming back.
 `peek()` reads those from the header block alone; `unread_message()` wraps the raw bytes
 for the inbox; the worker calls `read_stored()` (off the event loop, with the classifier)
 before the pipeline, so a parser that is slow or fails on hostile mail never holds up the
@@ -11,6 +11,7 @@ mailbox, and the raw message is safe in the inbox before any of that work starts
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass, replace
@@ -89,6 +90,7 @@ def read_stored(msg: InboundMessage, *, attachment_limit: int | None = None,
     return replace(pm.to_inbound(msg.raw, received_at=msg.received_at, extra_meta=meta), external_id=msg.external_id)
 
 
+@functools.lru_cache(maxsize=16)    # the worker asks once per mail; the setting rarely changes
 def own_addresses(sender: str | None) -> frozenset[str]:
     """Our From address (smtp.sender) as the set `peek` and `read_stored` compare senders with."""
     address = clean_address(parseaddr(sender or "")[1]) if sender else None

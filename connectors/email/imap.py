@@ -2,11 +2,12 @@
 
 Save before you acknowledge: a batch of messages is fetched with BODY.PEEK[] (so a failure
 leaves them unread), their headers peeked at (`deferred.py`: the worker reads them in full
-later), and committed to the inbox *together with* the mailbox checkpoint (UIDVALIDITY and the last UID, a ChannelCursor row) in one transaction; only
-then are they flagged \\Seen (or moved). A crash anywhere re-fetches from the checkpoint and
-the inbox's unique (channel, Message-ID) turns a repeat into a DUPLICATE, so nothing is
-lost or registered twice. Mail that arrived while kesu was down is simply above the
-checkpoint. A changed UIDVALIDITY re-scans the whole folder (deduplicated the same way).
+later), and committed to the inbox *together with* the mailbox checkpoint (UIDVALIDITY and
+the last UID, a ChannelCursor row) in one transaction; only then are they flagged \\Seen (or
+moved). A crash anywhere re-fetches from the checkpoint and the inbox's unique (channel,
+Message-ID) turns a repeat into a DUPLICATE, so nothing is lost or registered twice. Mail
+that arrived while kesu was down is simply above the checkpoint. A changed UIDVALIDITY
+re-scans the whole folder (deduplicated the same way).
 
 IDLE when the server offers it (and the mailbox allows it), polling otherwise. Any error
 ends `serve_once`; `serve_forever` reconnects with jittered backoff. With PostgreSQL, a
