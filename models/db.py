@@ -78,7 +78,7 @@ class WriteGate:
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
                 self.release()          # granted just as we were cancelled: pass it on
-            else:
+            elif waiter in lane:        # else a release() has already dropped it from its lane
                 lane.remove(waiter)
             raise
         return True

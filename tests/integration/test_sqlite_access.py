@@ -65,6 +65,21 @@ async def test_a_cancelled_waiter_does_not_keep_the_gate():
     await asyncio.wait_for(gate.acquire(), 1)
 
 
+async def test_a_waiter_cancelled_just_before_the_gate_passes_it_by_stays_cancelled():
+    # The holder releases after the cancel but before the waiter's task has run: the released gate
+    # skips the cancelled waiter, which must still end cancelled (a shutdown waits for it).
+    gate = WriteGate()
+    await gate.acquire()
+    waiter = asyncio.create_task(gate.acquire(background=True))
+    await asyncio.sleep(0)
+    waiter.cancel()
+    gate.release()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert not gate.locked()
+    await asyncio.wait_for(gate.acquire(), 1)
+
+
 async def test_a_reader_runs_while_the_writer_holds_the_lock(sqlite_url):
     engine = make_engine(sqlite_url)
     sm = make_sessionmaker(engine)
