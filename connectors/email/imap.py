@@ -32,6 +32,7 @@ from connectors.base import AcceptResult, InboundMessage, PullConnector
 from models import ChannelCursor, read_session, write_gate
 
 from .deferred import peek, unread_message
+from .imap_client import IMAP4
 
 if TYPE_CHECKING:   # settings live in intake; connectors only read them
     from intake.settings import MailboxSettings
@@ -68,7 +69,7 @@ class ImapPoller(PullConnector):
         self._saw_exists = False              # new mail announced in a response other than IDLE's
         self.key = f"imap:{mailbox.user}@{mailbox.host}:{mailbox.port}/{mailbox.folder}"
         self.name = f"email {mailbox.user}@{mailbox.host}/{mailbox.folder}"
-        self.client: aioimaplib.IMAP4 | None = None
+        self.client: IMAP4 | None = None
         self._lost = asyncio.Event()
         self._last_queued: asyncio.Future | None = None
         # Counters for logs, tests and the benchmark.
@@ -128,7 +129,7 @@ class ImapPoller(PullConnector):
         if mb.tls == "imaps":      # IMAP4_SSL takes no conn_lost_cb; IMAP4 with a context does TLS too
             import ssl
             ctx = self.tls_context or ssl.create_default_context()
-        client = aioimaplib.IMAP4(host=mb.host, port=mb.port, timeout=COMMAND_TIMEOUT, conn_lost_cb=on_lost,
+        client = IMAP4(host=mb.host, port=mb.port, timeout=COMMAND_TIMEOUT, conn_lost_cb=on_lost,
                                   ssl_context=ctx)
         self.client = client
         # aioimaplib drops an untagged "* n EXISTS" that arrives during FETCH/STORE: note it, so
@@ -155,7 +156,7 @@ class ImapPoller(PullConnector):
             except Exception:  # some servers only answer CAPABILITY before LOGIN; IDLE is then just off
                 pass
 
-    async def _starttls(self, client: aioimaplib.IMAP4) -> None:
+    async def _starttls(self, client: IMAP4) -> None:
         """aioimaplib has no STARTTLS: send it, then upgrade the protocol's transport in place."""
         import ssl
         proto = client.protocol
