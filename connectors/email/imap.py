@@ -397,12 +397,17 @@ class ImapPoller(PullConnector):
 
 async def _save_cursor(conn: AsyncConnection, key: str, value: dict[str, Any]) -> None:
     """Insert or update the checkpoint: one statement (the ORM's get-then-flush took ~4 ms a batch)."""
+    await conn.execute(_cursor_upsert(conn.dialect.name),
+                       {"key": key, "value": dict(value), "updated_at": datetime.now(timezone.utc)})
+
+
+@functools.cache
+def _cursor_upsert(dialect_name: str):
+    # Built once: building and compiling it anew cost ~0.5 ms a batch.
     table = ChannelCursor.__table__
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table).values(key=key, value=dict(value), updated_at=datetime.now(timezone.utc))
-    await conn.execute(stmt.on_conflict_do_update(index_elements=[table.c.key],
-                                                  set_={"value": stmt.excluded.value,
-                                                        "updated_at": stmt.excluded.updated_at}))
+    stmt = (postgresql if dialect_name == "postgresql" else sqlite).insert(table)
+    return stmt.on_conflict_do_update(index_elements=[table.c.key],
+                                      set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at})
 
 
 class _MailboxLock:
