@@ -39,15 +39,20 @@ def fetch_response(tag: bytes) -> bytes:
     return out + tag + b" OK Fetch completed.\r\n"
 
 
-async def read(protocol_class, chunk: int) -> aioimaplib.Response:
-    loop = asyncio.get_running_loop()
-    protocol = protocol_class(loop, None)
+async def fetch_sent(protocol_class, parts: str):
+    """A protocol in the SELECTED state, and a UID FETCH 1:3 of `parts` written to its wire."""
+    protocol = protocol_class(asyncio.get_running_loop(), None)
     wire = Wire()
     protocol.connection_made(wire)
     protocol.state = aioimaplib.SELECTED
-    fetch = asyncio.ensure_future(protocol.fetch("1:3", "(UID INTERNALDATE BODY.PEEK[])", by_uid=True, timeout=5))
+    fetch = asyncio.ensure_future(protocol.fetch("1:3", parts, by_uid=True, timeout=5))
     while not wire.sent:
         await asyncio.sleep(0)
+    return protocol, wire, fetch
+
+
+async def read(protocol_class, chunk: int) -> aioimaplib.Response:
+    protocol, wire, fetch = await fetch_sent(protocol_class, "(UID INTERNALDATE BODY.PEEK[])")
     data = fetch_response(wire.sent.split()[0])
     for i in range(0, len(data), chunk):
         protocol.data_received(data[i:i + chunk])
@@ -88,12 +93,6 @@ async def test_the_timeout_counts_from_the_last_data_received():
 
 async def test_the_client_writes_fetch_commands_as_aioimaplib_does():
     for protocol_class in (ClientProtocol, aioimaplib.IMAP4ClientProtocol):
-        protocol = protocol_class(asyncio.get_running_loop(), None)
-        wire = Wire()
-        protocol.connection_made(wire)
-        protocol.state = aioimaplib.SELECTED
-        task = asyncio.ensure_future(protocol.fetch("1:3", "(BODY.PEEK[])", by_uid=True, timeout=5))
-        while not wire.sent:
-            await asyncio.sleep(0)
+        _, wire, task = await fetch_sent(protocol_class, "(BODY.PEEK[])")
         assert re.fullmatch(rb"[A-P]+\d+ UID FETCH 1:3 \(BODY.PEEK\[\]\)\r\n", wire.sent)
         task.cancel()
