@@ -285,8 +285,11 @@ class ImapPoller(PullConnector):
             return
         log.info("%s: %d new message(s) above UID %s", self.name, len(uids), cursor["last_uid"])
         chunks = [uids[i:i + self.batch] for i in range(0, len(uids), self.batch)]
-        # On the wire: FETCH 1, FETCH 2, STORE 1, FETCH 3, STORE 2 ...: while batch n is committed,
-        # the server flags batch n-1 and sends batch n+1. A batch is flagged only once committed.
+        # On the wire: FETCH 1, FETCH 2, STORE 1, FETCH 3, STORE 2 ...: the next FETCH and the
+        # previous batch's STORE are queued while a batch is committed, and each goes out as soon
+        # as the one before it is answered and the loop is free (on SQLite the commit lets the
+        # loop run only once). A batch is flagged only once committed. Sending the next FETCH
+        # before the commit instead was measured slower.
         next_fetch = self._queued(lambda: self._fetch(chunks[0]))
         marking = None
         tasks = [next_fetch]
