@@ -13,12 +13,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, literal_column, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from sqlalchemy.util import greenlet_spawn
 
 from connectors.base import AcceptResult, Attachment, InboundMessage, MessageKind, Sender
-from models import Complaint, InboxItem, read_session, utcnow, write_gate
+from models import Complaint, InboxItem, conflict_insert, read_session, utcnow, write_gate
 from models.crypto import mask
 
 log = logging.getLogger(__name__)
@@ -158,9 +157,8 @@ def _insert_statement(dialect_name: str):
     (SQLAlchemy batches them into multi-row INSERTs). Built once, so SQLAlchemy neither builds
     nor hashes a new statement per group to find the compiled one; a statement built with
     .values(rows) would even be compiled anew for every group size."""
-    dialect = postgresql if dialect_name == "postgresql" else sqlite
     table = InboxItem.__table__
-    return (dialect.insert(table)
+    return (conflict_insert(dialect_name, table)
             .values(trace=literal_column("'[]'"))     # the same for all: in the SQL, not encoded per row
             .on_conflict_do_nothing(index_elements=["channel", "external_id"])
             .returning(table.c.channel, table.c.external_id))

@@ -9,10 +9,9 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import DailySerial
+from models import DailySerial, conflict_insert
 from workflow.calendar import SHANGHAI
 
 NUMBER_RE = re.compile(r"\b(\d{8})-([A-Z]{2,8})-(\d{4,})\b")
@@ -28,8 +27,7 @@ def shanghai_day(when: datetime) -> str:
 
 async def reserve_serials(session: AsyncSession, day: str, department: str, count: int) -> int:
     """Reserve `count` consecutive serials; returns the first. One statement, one row lock."""
-    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(DailySerial).values(day=day, department_code=department, last=count)
+    stmt = conflict_insert(session.bind.dialect.name, DailySerial).values(day=day, department_code=department, last=count)
     stmt = stmt.on_conflict_do_update(index_elements=["day", "department_code"],
                                       set_={"last": DailySerial.last + count}).returning(DailySerial.last)
     last = (await session.execute(stmt)).scalar_one()

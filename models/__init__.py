@@ -4,13 +4,13 @@ from .chat import ChatMessage, ChatSession
 from .complaint import (Complaint, ComplaintMessage, DailySerial, LabelledExample, StoredAttachment,
                         SurveyResponse)
 from .customer import Customer, CustomerIdentity
-from .db import is_sqlite, make_engine, make_sessionmaker, read_session, write_gate
+from .db import conflict_insert, is_sqlite, make_engine, make_sessionmaker, read_session, write_gate
 from .organisation import ROLES, Agent, ApiToken, Department, RoutingRule
 from .queues import AuditEvent, ChannelCursor, InboxItem, OutboxItem, Timer
 
 __all__ = [
     "Base", "UTCDateTime", "utcnow", "Complaint", "ComplaintMessage", "DailySerial", "LabelledExample",
-    "StoredAttachment", "SurveyResponse", "Customer", "CustomerIdentity", "is_sqlite", "make_engine", "make_sessionmaker", "read_session",
+    "StoredAttachment", "SurveyResponse", "Customer", "CustomerIdentity", "conflict_insert", "is_sqlite", "make_engine", "make_sessionmaker", "read_session",
     "write_gate",
     "ROLES", "Agent", "ApiToken", "Department", "RoutingRule", "AuditEvent", "ChannelCursor", "InboxItem",
     "OutboxItem", "Timer",

@@ -7,6 +7,8 @@ import weakref
 from collections import deque
 from typing import AsyncIterator
 
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from . import sqlite
@@ -25,6 +27,11 @@ def make_engine(url: str, **kwargs) -> AsyncEngine:
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("pool_pre_ping", True)
     return create_async_engine(url, **kwargs)
+
+
+def conflict_insert(dialect_name: str, table):
+    """insert(table) with the ON CONFLICT clauses of the engine's dialect (PostgreSQL's, else SQLite's)."""
+    return (postgresql if dialect_name == "postgresql" else sqlite_dialect).insert(table)
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

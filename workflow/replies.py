@@ -14,10 +14,9 @@ import unicodedata
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import ChannelCursor, Complaint, ComplaintMessage, Timer
+from models import ChannelCursor, Complaint, ComplaintMessage, Timer, conflict_insert
 
 from .config import WorkflowEnv
 from .lifecycle import CUSTOMER, WorkflowError
@@ -58,8 +57,7 @@ async def _cursor(session: AsyncSession) -> ChannelCursor | None:
     found = await session.scalar(stmt)
     if found is not None:
         return found
-    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
-    await session.execute(dialect.insert(ChannelCursor).values(key=CURSOR, value={"low": 0, "seen": []},
+    await session.execute(conflict_insert(session.bind.dialect.name, ChannelCursor).values(key=CURSOR, value={"low": 0, "seen": []},
                                                                updated_at=datetime.now().astimezone())
                           .on_conflict_do_nothing(index_elements=["key"]))
     stmt = select(ChannelCursor).where(ChannelCursor.key == CURSOR)

@@ -9,10 +9,9 @@ from datetime import datetime
 from typing import Any, Iterable
 
 from sqlalchemy import update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import Timer
+from models import Timer, conflict_insert
 
 WARNING_SHARE = 0.8   # warn when 80 % of the time to a deadline has passed
 
@@ -25,11 +24,10 @@ async def ensure_timer(session: AsyncSession, complaint_id: int | None, kind: st
                        payload: dict[str, Any] | None = None) -> bool:
     """Schedule a timer unless one with this key exists (fired, pending or cancelled): idempotent,
     one statement. True if it was added."""
-    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
     # No autoflush: the insert needs nothing pending, and a batch then flushes its rows together.
     with session.no_autoflush:
         result = await session.execute(
-            dialect.insert(Timer).values(complaint_id=complaint_id, kind=kind, due_at=due_at, payload=payload or {},
+            conflict_insert(session.bind.dialect.name, Timer).values(complaint_id=complaint_id, kind=kind, due_at=due_at, payload=payload or {},
                                          dedupe_key=key, cancelled=False)
             .on_conflict_do_nothing(index_elements=["dedupe_key"]))
     return result.rowcount == 1

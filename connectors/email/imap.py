@@ -25,11 +25,10 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeVar
 
 import aioimaplib
 from sqlalchemy import text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from connectors.base import AcceptResult, InboundMessage, PullConnector
-from models import ChannelCursor, read_session, write_gate
+from models import ChannelCursor, conflict_insert, read_session, write_gate
 
 from .deferred import peek, unread_message
 from .imap_client import IMAP4
@@ -408,7 +407,7 @@ async def _save_cursor(conn: AsyncConnection, key: str, value: dict[str, Any]) -
 def _cursor_upsert(dialect_name: str):
     # Built once: building and compiling it anew cost ~0.5 ms a batch.
     table = ChannelCursor.__table__
-    stmt = (postgresql if dialect_name == "postgresql" else sqlite).insert(table)
+    stmt = conflict_insert(dialect_name, table)
     return stmt.on_conflict_do_update(index_elements=[table.c.key],
                                       set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at})
 

@@ -23,10 +23,9 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from models import ChannelCursor, utcnow
+from models import ChannelCursor, conflict_insert, utcnow
 
 PASSIVE, API = "passive", "api"
 PENDING, DONE, RELEASED = "pending", "done", "released"
@@ -47,8 +46,7 @@ def passive_claim(until: float) -> dict[str, Any]:
 async def claim(sessionmaker: async_sessionmaker[AsyncSession], key: str, value: dict[str, Any]) -> dict[str, Any]:
     """Insert `value` if nobody holds `key`; return what holds it (ours or the earlier claim)."""
     async with sessionmaker() as session:
-        dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
-        await session.execute(dialect.insert(ChannelCursor).values(key=key, value=value)
+        await session.execute(conflict_insert(session.bind.dialect.name, ChannelCursor).values(key=key, value=value)
                               .on_conflict_do_nothing(index_elements=["key"]))
         held = await session.scalar(select(ChannelCursor.value).where(ChannelCursor.key == key))
         await session.commit()
