@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 import aiosqlite
 from sqlalchemy import event
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util.concurrency import await_
 
@@ -101,6 +101,8 @@ def _run(conn, sql: str) -> None:
     cursor = conn.connection.cursor()
     try:
         cursor.execute(sql)
+    except sqlite3.Error as exc:     # raised as SQLAlchemy raises database errors everywhere else
+        raise DBAPIError.instance(sql, None, exc, sqlite3.Error) from exc
     finally:
         cursor.close()
 
@@ -114,9 +116,9 @@ def begin_immediate(conn) -> None:
         try:
             _run(conn, "BEGIN IMMEDIATE")
             return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise OperationalError("BEGIN IMMEDIATE", None, exc) from exc
+        except OperationalError as exc:
+            if "locked" not in str(exc.orig) or time.monotonic() > deadline:
+                raise
         await_(asyncio.sleep(delay))
         delay = min(delay * 2, 0.1)
 

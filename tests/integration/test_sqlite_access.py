@@ -6,6 +6,7 @@ import sqlite3
 
 import pytest
 from sqlalchemy import select, text
+from sqlalchemy.exc import OperationalError
 
 from models import InboxItem, make_engine, make_sessionmaker, read_session, write_gate
 from models import sqlite as kesu_sqlite
@@ -152,5 +153,21 @@ async def test_the_wal_is_copied_into_the_database_file_by_a_thread_not_by_a_com
         assert os.path.getsize(path) > 2000 * 4000, "no checkpoint within 10 s"
         async with read_session(sm) as session:
             assert (await session.execute(text("SELECT count(*) FROM filler"))).scalar() == 2000
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+async def test_a_begin_that_fails_raises_sqlalchemy_s_database_error(sqlite_url, read_only):
+    # Not a lock to wait for: the connection is already inside a transaction SQLAlchemy knows nothing of.
+    engine = make_engine(sqlite_url)
+    try:
+        bind = engine.execution_options(**{kesu_sqlite.READ_ONLY: True}) if read_only else engine
+        async with bind.connect() as conn:
+            raw = await conn.get_raw_connection()
+            raw.driver_connection._connection.execute("BEGIN")
+            with pytest.raises(OperationalError, match="within a transaction") as failed:
+                await conn.execute(text("SELECT 1"))
+            assert isinstance(failed.value.orig, sqlite3.OperationalError)
     finally:
         await engine.dispose()
