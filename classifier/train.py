@@ -141,10 +141,13 @@ def _p0_stats(y_p0: np.ndarray, pred_p0: np.ndarray) -> tuple[float, float]:
 def tune_p0_threshold(y_p0: np.ndarray, p0: np.ndarray, forced: np.ndarray) -> float:
     """Highest threshold keeping out-of-fold P0 recall >= TARGET_P0_RECALL with
     precision >= MIN_P0_PRECISION; if none reaches the recall, the most
-    recall we can get at that precision (highest such threshold)."""
+    recall we can get at that precision (highest such threshold). If no
+    threshold keeps that precision (the rules alone miss it), the most
+    precise one: never a P0 flag on most of the inbox."""
     grid = np.round(np.arange(0.01, 0.91, 0.01), 2)
     stats = [(t, *_p0_stats(y_p0, forced | (p0 >= t))) for t in grid]
-    feasible = [s for s in stats if s[2] >= MIN_P0_PRECISION] or stats
+    feasible = ([s for s in stats if s[2] >= MIN_P0_PRECISION]
+                or [max(stats, key=lambda s: (s[2], s[0]))])
     reaching = [s for s in feasible if s[1] >= TARGET_P0_RECALL]
     if reaching:
         return float(max(s[0] for s in reaching))

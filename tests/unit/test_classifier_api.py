@@ -1,6 +1,7 @@
 import json
 import math
 
+import numpy as np
 import pytest
 
 from classifier import (
@@ -150,3 +151,22 @@ def test_train_and_maybe_promote_refuses_a_worse_model(model_root, tmp_path):
     assert "category_macro_f1" in result["reason"]
     assert ModelStore(root).current() == old
     assert len(ModelStore(root).versions()) == 2
+
+
+def test_p0_threshold_keeps_precision_even_when_the_rules_alone_miss_it():
+    from classifier.train import tune_p0_threshold
+
+    # 10 P0 texts scoring 0.5-0.9 among 300 others scoring 0-0.6.
+    y = np.array([True] * 10 + [False] * 300)
+    score = np.r_[np.linspace(0.5, 0.9, 10), np.linspace(0.0, 0.6, 300)]
+    # Rules fire on 42 texts of which 2 are P0: rule precision alone is 0.05.
+    forced = np.zeros(310, bool)
+    forced[[0, 1, *range(10, 50)]] = True
+    t = tune_p0_threshold(y, score, forced)
+    # The most precise threshold, not the one reaching the recall target by
+    # flagging the 50 ordinary texts above 0.5 as well.
+    assert t > 0.55
+    assert (forced | (score >= t)).sum() < 60
+    # Without the rule noise: the most recall at precision >= 0.5, as before.
+    t = tune_p0_threshold(y, score, np.zeros(310, bool))
+    assert 0.6 < t < 0.7
