@@ -13,7 +13,8 @@ import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
 from .evaluate import evaluate
-from .train import DEFAULT_CONFIG, heldout_split, load_base_examples, train
+from .train import (DEFAULT_CONFIG, heldout_split, load_base_examples, load_more_examples, train,
+                    training_examples)
 
 FEATURE_SETS = ("word", "char", "word+char")
 MODELS = ("lr", "svm", "cnb")
@@ -21,12 +22,14 @@ KEYS = ("category_macro_f1", "urgency_macro_f1", "p0_recall", "p0_precision")
 
 
 def cross_source_eval(config: dict | None = None, examples=None) -> dict:
-    """Train on two sources, test on the third, for each source."""
-    examples = examples if examples is not None else load_base_examples()
+    """Train on two sources (base and later-labelled texts), test on the
+    base texts of the third, for each source."""
+    base = load_base_examples()
+    examples = examples if examples is not None else base + load_more_examples()
     out = {}
-    for source in sorted({e.source for e in examples}):
+    for source in sorted({e.source for e in base}):
         tr = [e for e in examples if e.source != source]
-        te = [e for e in examples if e.source == source]
+        te = [e for e in base if e.source == source]
         out[source] = evaluate(train(tr, progress=False, config=config), te)
     out["mean"] = {k: float(np.mean([out[s][k] for s in out])) for k in KEYS}
     return out
@@ -34,7 +37,7 @@ def cross_source_eval(config: dict | None = None, examples=None) -> dict:
 
 def cv_on_training(config: dict, folds: int = 3) -> dict:
     """Model selection figures: k-fold CV inside the training part only."""
-    tr, _ = heldout_split(load_base_examples())
+    tr = training_examples()
     scores = []
     split = StratifiedKFold(folds, shuffle=True, random_state=7)
     for a, b in split.split(np.zeros(len(tr)), [e.urgency for e in tr]):
@@ -44,7 +47,8 @@ def cv_on_training(config: dict, folds: int = 3) -> dict:
 
 
 def compare(feature_sets=FEATURE_SETS, models=MODELS) -> list[dict]:
-    tr, te = heldout_split(load_base_examples())
+    _, te = heldout_split(load_base_examples())
+    tr = training_examples()
     rows = []
     for fs in feature_sets:
         for m in models:

@@ -6,7 +6,8 @@ from typing import Sequence
 
 from .evaluate import evaluate
 from .store import ModelStore
-from .train import Example, fingerprint, heldout_split, load_base_examples, read_examples, train
+from .train import (Example, fingerprint, heldout_split, load_base_examples, read_examples, train,
+                    training_examples)
 
 
 def heldout_fingerprint() -> str:
@@ -15,8 +16,8 @@ def heldout_fingerprint() -> str:
 
 def _train_and_save(store: ModelStore, extra: Sequence[Example], progress: bool,
                     config: dict | None = None) -> tuple[str, dict]:
-    base_train, heldout = heldout_split(load_base_examples())
-    examples = list(base_train) + list(extra)
+    heldout = heldout_split(load_base_examples())[1]
+    examples = training_examples() + list(extra)
     model = train(examples, progress=progress, config=config)
     metrics = evaluate(model, heldout)
     metrics["heldout_fingerprint"] = fingerprint(heldout)
@@ -48,7 +49,7 @@ def _comparable(store: ModelStore, version: str) -> dict:
 
 def train_and_maybe_promote(root: str | Path, extra_examples: Sequence[Example] = (),
                             progress: bool = True, config: dict | None = None) -> dict:
-    """Train on the base training split plus `extra_examples` (agents'
+    """Train on the training examples plus `extra_examples` (agents'
     corrections), score on the held-out split, save, and make it current
     unless it is worse than the current version. `config` overrides
     train.DEFAULT_CONFIG (e.g. {"tune": False} for a quick retrain)."""

@@ -9,6 +9,7 @@ from classifier import (
     evaluate_version, fingerprint, heldout_split, load_base_examples,
     train_and_maybe_promote,
 )
+from classifier.train import load_more_examples, training_examples
 from tests.unit.classifier_fixtures import clf, model_root  # noqa: F401 (fixtures)
 
 BAD_INPUTS = ["", "   \n\t", "😀😀🙏", "！！！。。。？？", "!!!...", None]
@@ -95,6 +96,25 @@ def test_heldout_split_is_fixed_disjoint_and_stratified():
     assert sum(e.urgency == "P0" for e in test1) >= 30
 
 
+def _key(text: str) -> str:
+    return "".join(text.split())[:60]
+
+
+def test_later_labelled_texts_only_train_and_never_repeat_a_heldout_text():
+    more = load_more_examples()
+    assert len(more) > 1000
+    _, heldout = heldout_split(load_base_examples())
+    assert not {_key(e.text) for e in more} & {_key(e.text) for e in heldout}
+    assert len({_key(e.text) for e in more}) == len(more)
+    assert {e.source for e in more} <= {e.source for e in load_base_examples()}
+    assert set(more) <= set(training_examples())
+    # Itching after use is P0 in the base labels and the rules; texts labelled
+    # otherwise by the later labellers were left out rather than mixed in.
+    from classifier.features import prepare
+    itching = [e for e in more if any(h.name == "皮肤反应" for h in prepare(e.text).hits)]
+    assert all(e.urgency == "P0" for e in itching)
+
+
 def test_fingerprint_ignores_order_but_not_labels():
     a = [Example("甲", "service", "P2"), Example("乙", "logistics", "P1")]
     assert fingerprint(a) == fingerprint(a[::-1])
@@ -120,10 +140,10 @@ def test_default_model_reaches_floors_on_heldout(model_root):
     m = evaluate_version(model_root)
     assert m["n"] == 708
     # Floors a little below what the shipped configuration measures (RESULTS.md).
-    assert m["category_macro_f1"] > 0.65
-    assert m["urgency_macro_f1"] > 0.73
-    assert m["p0_recall"] > 0.70
-    assert m["p0_precision"] > 0.55
+    assert m["category_macro_f1"] > 0.67
+    assert m["urgency_macro_f1"] > 0.71
+    assert m["p0_recall"] > 0.67
+    assert m["p0_precision"] > 0.5
 
 
 def test_evaluate_version_on_a_csv(model_root, tmp_path):
