@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     add.add_argument("--department")
     add.add_argument("--password", help="console password (else the agent uses the API token only)")
 
-    p = sub.add_parser("train", help="retrain on the base data plus agents' reviews; promote if not worse")
+    p = sub.add_parser("train", help="retrain on the labelled data plus agents' reviews; promote if not worse")
     p.add_argument("--no-progress", action="store_true")
     p = sub.add_parser("evaluate", help="score a model on the held-out split or a CSV")
     p.add_argument("--model")
