@@ -79,7 +79,7 @@ def load_base_examples() -> list[Example]:
 
 def load_more_examples() -> list[Example]:
     """The later-labelled texts (data/complaints_more.csv), training only."""
-    return read_examples(MORE_CSV) if MORE_CSV.exists() else []
+    return read_examples(MORE_CSV)
 
 
 def training_examples() -> list[Example]:
