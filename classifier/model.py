@@ -7,6 +7,12 @@ P0-vs-rest model when the model has one (`p0_model`, the default since it
 ranks P0 texts better in cross-validation), else from the three-level
 urgency model. Both thresholds are tuned by cross-validation on the
 training part only (see train.py).
+
+Below the P0 threshold lies a watch band: a text whose P0 score reaches
+`p0_review_threshold` but not `p0_threshold` keeps its P1/P2 suggestion and
+is flagged for an agent to look at first (`p0_watch`). The suggestion stays
+precise enough to trust; the review queue is where the rest of P0 recall is
+bought, at a bounded share of the inbox.
 """
 from __future__ import annotations
 
@@ -18,6 +24,8 @@ import scipy.sparse as sp
 
 from .features import Featurizer, Prepared
 from .labels import CATEGORIES, URGENCIES
+
+DEFAULT_REVIEW_THRESHOLD = 0.5  # a suggestion less confident than this needs review
 
 
 def linear_weights(clf) -> np.ndarray:
@@ -54,6 +62,12 @@ class Decisions:
     rule_forced_p0: np.ndarray
     category_proba: np.ndarray
     urgency_proba: np.ndarray
+    p0_watch: np.ndarray  # not suggested P0, but close enough that an agent should check
+
+    def needs_review(self, review_threshold: float) -> np.ndarray:
+        """Low confidence in either suggestion, or a possible P0."""
+        low = np.minimum(self.category_confidence, self.urgency_confidence) < review_threshold
+        return low | self.p0_watch
 
 
 @dataclass
@@ -67,6 +81,7 @@ class TrainedModel:
     config: dict = field(default_factory=dict)
     n_examples: int = 0
     p0_model: object = None  # binary P0-vs-rest; None: P(P0) of urgency_model
+    p0_review_threshold: float = 1.0  # start of the P0 watch band; 1.0: no band
 
     def p0_score(self, X, urg_p: np.ndarray) -> np.ndarray:
         p0_model = getattr(self, "p0_model", None)  # models pickled before it existed
@@ -80,8 +95,10 @@ class TrainedModel:
         urg_p = class_proba(self.urgency_model, X, URGENCIES)
         cat_idx = cat_p.argmax(axis=1)
         forced = np.array([any(h.level == "P0" for h in p.hits) for p in prepared], dtype=bool)
+        p0 = self.p0_score(X, urg_p)
         urg, urg_conf = decide_urgency(urg_p, forced, self.p0_threshold, self.p1_threshold,
-                                       self.rule_p0_precision, self.p0_score(X, urg_p))
+                                       self.rule_p0_precision, p0)
+        watch_from = getattr(self, "p0_review_threshold", 1.0)  # models pickled before it existed
         d = Decisions(
             category=[CATEGORIES[i] for i in cat_idx],
             category_confidence=cat_p[np.arange(len(cat_idx)), cat_idx],
@@ -90,6 +107,7 @@ class TrainedModel:
             rule_forced_p0=forced,
             category_proba=cat_p,
             urgency_proba=urg_p,
+            p0_watch=(np.asarray(urg) != "P0") & (p0 >= watch_from),
         )
         return d, X
 

@@ -72,6 +72,7 @@ class ModelStore:
             "config": getattr(trained_model, "config", {}),
             "p0_threshold": getattr(trained_model, "p0_threshold", None),
             "p1_threshold": getattr(trained_model, "p1_threshold", None),
+            "p0_review_threshold": getattr(trained_model, "p0_review_threshold", None),
             "metrics": metrics,
         }
         # meta.json last: a version without it is an interrupted save, ignored.

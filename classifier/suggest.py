@@ -11,7 +11,7 @@ import numpy as np
 
 from .features import Prepared, prepare
 from .labels import CATEGORY_LABELS, URGENCY_LABELS
-from .model import TrainedModel, linear_weights
+from .model import DEFAULT_REVIEW_THRESHOLD, TrainedModel, linear_weights
 from .store import ModelStore
 from .tokenize import tokenizer
 
@@ -34,6 +34,7 @@ class Suggestion:
     needs_review: bool
     reasons: tuple[str, ...]
     model_version: str
+    p0_watch: bool = False  # suggested P1/P2, but possibly P0: an agent should check first
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -46,7 +47,8 @@ class Suggestion:
 class Classifier:
     """Suggests category and urgency; never raises on bad text."""
 
-    def __init__(self, model: TrainedModel, version: str, review_threshold: float = 0.5):
+    def __init__(self, model: TrainedModel, version: str,
+                 review_threshold: float = DEFAULT_REVIEW_THRESHOLD):
         self.model = model
         self.version = version
         self.review_threshold = review_threshold
@@ -60,7 +62,7 @@ class Classifier:
 
     @classmethod
     def load(cls, model_dir: str | Path, version: str | None = None,
-             review_threshold: float = 0.5) -> "Classifier":
+             review_threshold: float = DEFAULT_REVIEW_THRESHOLD) -> "Classifier":
         start = time.perf_counter()
         store = ModelStore(model_dir)
         version = version or store.current()
@@ -83,6 +85,7 @@ class Classifier:
             return []
         d, X = self.model.decide(prepared)
         reasons = self._reasons(prepared, d.category, X)
+        needs_review = d.needs_review(self.review_threshold)
         out = []
         for i, p in enumerate(prepared):
             if not p.has_content:
@@ -96,9 +99,10 @@ class Classifier:
                 category_confidence=round(cat_conf, 4),
                 urgency=d.urgency[i],
                 urgency_confidence=round(urg_conf, 4),
-                needs_review=min(cat_conf, urg_conf) < self.review_threshold,
+                needs_review=bool(needs_review[i]),
                 reasons=reasons[i],
                 model_version=self.version,
+                p0_watch=bool(d.p0_watch[i]),
             ))
         return out
 

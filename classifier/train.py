@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from .features import Featurizer, Prepared, prepare
 from .labels import CATEGORIES, URGENCIES
-from .model import TrainedModel, class_proba, decide_urgency
+from .model import DEFAULT_REVIEW_THRESHOLD, TrainedModel, class_proba, decide_urgency
 
 BASE_CSV = Path(__file__).resolve().parent / "data" / "complaints.csv"
 # Texts labelled later with the same guidelines. They only ever train: the
@@ -34,6 +34,8 @@ HELDOUT_SHARE = 0.2
 CV_FOLDS = 5
 TARGET_P0_RECALL = 0.95  # the goal; CV on the training part decides the threshold
 MIN_P0_PRECISION = 0.5
+# The P0 watch band may add at most this share of texts to the review queue.
+MAX_P0_WATCH_SHARE = 0.10
 MODEL_KINDS = ("lr", "svm", "cnb")
 P0_MODEL_C = 5.0
 # Chosen by CV on the training part (RESULTS.md). "p0_model": "binary" adds a
@@ -169,6 +171,30 @@ def tune_p0_threshold(y_p0: np.ndarray, p0: np.ndarray, forced: np.ndarray) -> f
     return float(max(s[0] for s in feasible if s[1] == best_recall))
 
 
+def tune_p0_watch(y_p0: np.ndarray, suggested_p0: np.ndarray, low_confidence: np.ndarray,
+                  p0: np.ndarray, p0_threshold: float) -> float:
+    """Start of the P0 watch band, on out-of-fold predictions: the highest
+    threshold at which the P0 texts an agent sees first (suggested P0, or
+    flagged for review by low confidence or by the band) reach
+    TARGET_P0_RECALL while the band adds at most MAX_P0_WATCH_SHARE of all
+    texts to the review queue; if no threshold within that budget reaches
+    the recall, the one that sees the most. 1.0 (no band) when even the
+    narrowest band is over budget."""
+    n = max(1, len(y_p0))
+    best = None
+    for t in np.round(np.arange(p0_threshold - 0.01, 0.005, -0.01), 2):
+        band = ~suggested_p0 & (p0 >= t)
+        if np.sum(band & ~low_confidence) / n > MAX_P0_WATCH_SHARE:
+            break  # lower thresholds only widen the band
+        seen = suggested_p0 | low_confidence | band
+        recall = float(np.sum(seen & y_p0)) / max(1, int(y_p0.sum()))
+        if recall >= TARGET_P0_RECALL:
+            return float(t)
+        if best is None or recall > best[0]:
+            best = (recall, float(t))
+    return 1.0 if best is None else best[1]
+
+
 def tune_p1_threshold(urgs: np.ndarray, urg_p: np.ndarray, forced, p0_threshold,
                       p0_score: np.ndarray | None = None) -> float:
     from sklearn.metrics import f1_score
@@ -196,9 +222,10 @@ def train(examples: Sequence[Example], progress: bool = True, config: dict | Non
     forced = np.array([any(h.level == "P0" for h in p.hits) for p in prepared])
     bar.update(1)
 
-    p0_threshold, p1_threshold = 0.5, 0.5
+    p0_threshold, p1_threshold, p0_review_threshold = 0.5, 0.5, 1.0
     if tune:
         oof = np.zeros((len(examples), len(URGENCIES)))
+        oof_cat = np.zeros((len(examples), len(CATEGORIES)))
         oof_p0 = np.zeros(len(examples))
         folds = StratifiedKFold(CV_FOLDS, shuffle=True, random_state=SPLIT_SEED)
         for tr, te in folds.split(np.zeros(len(urgs)), urgs):
@@ -207,6 +234,8 @@ def train(examples: Sequence[Example], progress: bool = True, config: dict | Non
             X_tr, X_te = feat.transform(sub), feat.transform([prepared[i] for i in te])
             model = make_estimator(config["model"]).fit(X_tr, urgs[tr])
             oof[te] = class_proba(model, X_te, URGENCIES)
+            cat_model = make_estimator(config["model"]).fit(X_tr, cats[tr])
+            oof_cat[te] = class_proba(cat_model, X_te, CATEGORIES)
             p0_model = make_p0_estimator(config)
             if p0_model is None:
                 oof_p0[te] = oof[te, 0]
@@ -216,6 +245,12 @@ def train(examples: Sequence[Example], progress: bool = True, config: dict | Non
             bar.update(1)
         p0_threshold = tune_p0_threshold(urgs == "P0", oof_p0, forced)
         p1_threshold = tune_p1_threshold(urgs, oof, forced, p0_threshold, oof_p0)
+        pred, urg_conf = decide_urgency(oof, forced, p0_threshold, p1_threshold,
+                                        p0_score=oof_p0)
+        suggested_p0 = np.asarray(pred) == "P0"
+        low_confidence = np.minimum(oof_cat.max(axis=1), urg_conf) < DEFAULT_REVIEW_THRESHOLD
+        p0_review_threshold = tune_p0_watch(urgs == "P0", suggested_p0, low_confidence,
+                                            oof_p0, p0_threshold)
 
     feat, cat_model, urg_model, p0_model = _fit_pair(prepared, cats, urgs, config)
     rule_hits = int(forced.sum())
@@ -232,4 +267,5 @@ def train(examples: Sequence[Example], progress: bool = True, config: dict | Non
         config=config,
         n_examples=len(examples),
         p0_model=p0_model,
+        p0_review_threshold=p0_review_threshold,
     )

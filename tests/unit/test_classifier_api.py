@@ -9,6 +9,8 @@ from classifier import (
     evaluate_version, fingerprint, heldout_split, load_base_examples,
     train_and_maybe_promote,
 )
+from classifier.features import prepare_many
+from classifier.model import class_proba
 from classifier.train import load_more_examples, training_examples
 from tests.unit.classifier_fixtures import clf, model_root  # noqa: F401 (fixtures)
 
@@ -190,3 +192,82 @@ def test_p0_threshold_keeps_precision_even_when_the_rules_alone_miss_it():
     # Without the rule noise: the most recall at precision >= 0.5, as before.
     t = tune_p0_threshold(y, score, np.zeros(310, bool))
     assert 0.6 < t < 0.7
+
+
+def test_p0_watch_band_reaches_the_recall_target_within_its_review_budget():
+    from classifier.train import MAX_P0_WATCH_SHARE, tune_p0_watch
+
+    # 1 000 texts, 40 P0: 30 suggested P0 (score >= 0.3), 10 missed ones scoring
+    # 0.06-0.25; of the 960 others 900 score under 0.05 and 60 spread up to 0.3.
+    y = np.array([True] * 40 + [False] * 960)
+    score = np.r_[np.linspace(0.3, 0.9, 30), np.linspace(0.06, 0.25, 10),
+                  np.linspace(0.0, 0.05, 900), np.linspace(0.05, 0.3, 60)]
+    suggested = score >= 0.3
+    low = np.zeros(1000, bool)
+
+    def seen_share(t, low):
+        band = ~suggested & (score >= t)
+        return ((suggested | low | band) & y).sum() / y.sum(), (band & ~low).mean()
+
+    t = tune_p0_watch(y, suggested, low, score, 0.3)
+    recall, extra = seen_share(t, low)
+    assert recall >= 0.95 and extra <= MAX_P0_WATCH_SHARE
+    assert seen_share(t + 0.01, low)[0] < 0.95        # the highest threshold that gets there
+    # P0s already in the review queue for low confidence: the band can start higher.
+    low[score < 0.1] = True
+    t_low = tune_p0_watch(y, suggested, low, score, 0.3)
+    assert t_low > t and seen_share(t_low, low)[0] >= 0.95
+
+
+def test_p0_watch_band_stays_within_budget_when_the_target_is_out_of_reach():
+    from classifier.train import MAX_P0_WATCH_SHARE, tune_p0_watch
+
+    # The P0s the suggestion misses score like everything else: the recall target
+    # would need most of the inbox; the band takes what its budget allows.
+    y = np.array([True] * 20 + [False] * 980)
+    score = np.r_[np.full(10, 0.8), np.linspace(0.0, 0.29, 10), np.linspace(0.0, 0.29, 980)]
+    suggested = score >= 0.3
+    t = tune_p0_watch(y, suggested, np.zeros(1000, bool), score, 0.3)
+    band = ~suggested & (score >= t)
+    assert 0 < band.sum() <= MAX_P0_WATCH_SHARE * 1000
+    # Nothing at all within budget (every text scores just under the threshold): no band.
+    flat = np.full(1000, 0.29)
+    assert tune_p0_watch(y, flat >= 0.3, np.zeros(1000, bool), flat, 0.3) == 1.0
+
+
+def test_watched_texts_need_review_and_are_not_suggested_p0(clf):
+    texts = [e.text for e in load_base_examples()[:400]]
+    watch_from = clf.model.p0_review_threshold
+    assert 0.0 < watch_from < clf.model.p0_threshold    # the shipped model has a band
+    suggestions = clf.suggest_many(texts)
+    scores = clf.model.p0_score(*_features_and_urgency(clf, texts))
+    watched = [s for s in suggestions if s.p0_watch]
+    assert watched, "some of 400 real complaints should fall in the band"
+    for s, score in zip(suggestions, scores):
+        if s.p0_watch:
+            assert s.urgency != "P0" and s.needs_review and watch_from <= score
+        elif s.urgency != "P0":
+            assert score < watch_from
+    assert all(s.to_dict()["p0_watch"] is s.p0_watch for s in suggestions)
+
+
+def _features_and_urgency(clf, texts):
+    X = clf.model.featurizer.transform(prepare_many(texts))
+    return X, class_proba(clf.model.urgency_model, X, URGENCIES)
+
+
+def test_old_models_without_a_band_watch_nothing(clf):
+    import copy
+
+    old = copy.copy(clf.model)
+    del old.__dict__["p0_review_threshold"]      # as unpickled from a model saved before the band
+    texts = [e.text for e in load_base_examples()[:100]]
+    d, _ = old.decide(prepare_many(texts))
+    assert not d.p0_watch.any()
+
+
+def test_evaluate_reports_p0_recall_with_review(clf):
+    _, held = heldout_split(load_base_examples())
+    r = evaluate(clf, held)
+    assert r["p0_recall"] <= r["p0_recall_with_review"] <= 1.0
+    assert 0.0 < r["review_share"] < 1.0
