@@ -158,9 +158,11 @@ def queue_item(c: Complaint, now) -> dict:
 async def queue(app: web.Application, agent: Agent, name: str) -> list[dict]:
     now = utcnow()
     if name == "review":
-        # The classifier's least confident suggestions first: the ones most likely wrong.
+        # Possible P0s first (a missed P0 is the worst error), then the least confident
+        # suggestions: the ones most likely wrong.
         stmt = (select(Complaint).where(Complaint.reviewed.is_(False), Complaint.status.not_in(TERMINAL))
-                .order_by(Complaint.needs_review.desc(), Complaint.category_confidence, Complaint.id))
+                .order_by(Complaint.p0_watch.desc(), Complaint.needs_review.desc(),
+                          Complaint.category_confidence, Complaint.id))
     elif name == "mine":
         stmt = (select(Complaint).where(Complaint.assignee_id == agent.id, Complaint.status.not_in(TERMINAL))
                 .order_by(Complaint.resolve_due))
@@ -179,7 +181,8 @@ async def queue(app: web.Application, agent: Agent, name: str) -> list[dict]:
         await session.commit()
     items = [queue_item(c, now) for c in rows]
     if name == "review":
-        items.sort(key=lambda i: (not i["needs_review"], min(i["category_confidence"], i["urgency_confidence"])))
+        items.sort(key=lambda i: (not i["p0_watch"], not i["needs_review"],
+                                  min(i["category_confidence"], i["urgency_confidence"])))
     if name == "at-risk":
         items.sort(key=lambda i: i["seconds_left"])
     return items

@@ -21,7 +21,7 @@ def complaint_summary(c: Complaint) -> dict[str, Any]:
         "category": c.category, "category_label": CATEGORY_LABELS.get(c.category, c.category),
         "category_confidence": round(c.category_confidence, 3),
         "urgency": c.urgency, "urgency_confidence": round(c.urgency_confidence, 3),
-        "needs_review": c.needs_review, "reviewed": c.reviewed, "department": c.department_code,
+        "needs_review": c.needs_review, "p0_watch": c.p0_watch, "reviewed": c.reviewed, "department": c.department_code,
         "product": c.product, "order_no": c.order_no, "region": c.region,
         "received_at": _iso(c.received_at), "registered_at": _iso(c.registered_at),
         "response_due": _iso(c.response_due), "resolve_due": _iso(c.resolve_due),

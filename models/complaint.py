@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, UTCDateTime, utcnow
@@ -27,6 +27,8 @@ class Complaint(Base):
     category_confidence: Mapped[float] = mapped_column(Float, default=0.0)
     urgency_confidence: Mapped[float] = mapped_column(Float, default=0.0)
     needs_review: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Suggested P1/P2 but the P0 score is in the classifier's watch band: reviewed first.
+    p0_watch: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     reviewed: Mapped[bool] = mapped_column(Boolean, default=False)
     suggestion: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # classifier output with reasons
     department_code: Mapped[str] = mapped_column(ForeignKey("departments.code"))

@@ -13,6 +13,7 @@ class FixedSuggestion:
     needs_review: bool = False
     reasons: tuple[str, ...] = ("快递",)
     model_version: str = "test"
+    p0_watch: bool = False
 
     def to_dict(self) -> dict:
         return {**asdict(self), "reasons": list(self.reasons)}
@@ -25,6 +26,8 @@ class KeywordClassifier:
     def suggest(self, text: str) -> FixedSuggestion:
         if "受伤" in text or "中毒" in text:
             return FixedSuggestion(category="product_quality", urgency="P0")
+        if "冒烟" in text:     # suggested P1 but in the P0 watch band
+            return FixedSuggestion(urgency="P1", needs_review=True, p0_watch=True)
         if "退款" in text:
             return FixedSuggestion(category="price_refund", urgency="P1")
         if "态度" in text:

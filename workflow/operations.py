@@ -206,6 +206,7 @@ async def review(session: AsyncSession, complaint: Complaint, agent: Agent, env:
         suggested_category=suggestion.get("category"), suggested_urgency=suggestion.get("urgency"),
         model_version=suggestion.get("model_version"), agent_id=agent.id, created_at=now))
     complaint.category, complaint.reviewed, complaint.needs_review = category, True, False
+    complaint.p0_watch = False
     if urgency != complaint.urgency:
         await sla.change_urgency(session, complaint, urgency, env.calendar)
     after = {"category": category, "urgency": urgency}

@@ -19,7 +19,7 @@ class Register:
         complaint = ctx.add(Complaint(
             customer=ctx.customer, channel=msg.channel, status="registered", category=s.category,
             urgency=s.urgency, category_confidence=s.category_confidence, urgency_confidence=s.urgency_confidence,
-            needs_review=s.needs_review, suggestion=s.to_dict(), department_code=ctx.department,
+            needs_review=s.needs_review, p0_watch=s.p0_watch, suggestion=s.to_dict(), department_code=ctx.department,
             subject=msg.subject, text=ctx.text, product=_meta(msg, "product", 128), order_no=_meta(msg, "order_no", 64),
             region=_meta(msg, "region", 64) or (ctx.customer.region if ctx.customer else None),
             reply_to=msg.reply_to or None, trace=ctx.trace, received_at=msg.received_at, registered_at=utcnow(),

@@ -55,6 +55,23 @@ async def register(http, token, **extra) -> str:
         return (await r.json())["number"]
 
 
+async def test_possible_p0s_come_first_in_the_review_queue(http, tokens):
+    amy = auth(tokens["amy"])
+    unsure = await register(http, tokens["amy"])                     # a confident P2
+    watched = await register(http, tokens["amy"], text="快递刚送到的充电宝在冒烟")
+    async with http.get("/api/queues/review", headers=amy) as r:
+        items = (await r.json())["items"]
+    assert [i["number"] for i in items] == [watched, unsure]
+    assert items[0]["p0_watch"] and items[0]["urgency"] == "P1" and not items[1]["p0_watch"]
+    # Once an agent has looked, it is no longer a possible P0.
+    async with http.post(f"/api/complaints/{watched}/review", json={"category": "logistics", "urgency": "P0"},
+                         headers=amy) as r:
+        assert r.status == 200
+    async with http.get(f"/api/complaints/{watched}", headers=amy) as r:
+        body = await r.json()
+    assert body["urgency"] == "P0" and not body["p0_watch"] and not body["needs_review"]
+
+
 async def test_the_loop_through_the_api(http, tokens, kesu):
     amy, sue = auth(tokens["amy"]), auth(tokens["sue"])
     number = await register(http, tokens["amy"])

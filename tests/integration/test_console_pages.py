@@ -135,6 +135,20 @@ async def test_xss_in_complaint_text_is_shown_as_text(kesu):
             assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in await r.text()
 
 
+async def test_a_possible_p0_is_marked_in_the_queue_and_on_its_page(kesu):
+    plain = await register(kesu, "快递丢了")
+    watched = await register(kesu, "快递刚送到的充电宝在冒烟")
+    async with client(kesu) as http:
+        await login(http, "amy")
+        async with http.get("/console/queues/review") as r:
+            html = await r.text()
+        rows = re.findall(r'<tr data-number="([^"]+)">(.*?)</tr>', html, re.S)
+        assert [n for n, _ in rows] == [watched, plain]
+        assert "疑似P0" in rows[0][1] and "疑似P0" not in rows[1][1]
+        async with http.get(f"/console/complaints/{watched}") as r:
+            assert "疑似P0" in await r.text()
+
+
 async def test_an_agent_of_another_department_cannot_open_or_act(kesu):
     number = await register(kesu, "快递丢了")          # logistics: LG
     async with client(kesu) as http:
