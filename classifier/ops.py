@@ -75,15 +75,17 @@ def _summary(metrics: dict) -> dict:
 
 
 def evaluate_version(root: str | Path, version: str | None = None,
-                     csv_path: str | Path | None = None) -> dict:
+                     csv_path: str | Path | None = None,
+                     review_threshold: float | None = None) -> dict:
     """Metrics of a stored version (current by default) on the held-out
-    split, or on any CSV with columns text,category,urgency."""
+    split, or on any CSV with columns text,category,urgency; the review
+    figures at `review_threshold` (the classifier's default if None)."""
     store = ModelStore(root)
     version = version or store.current()
     if version is None:
         raise FileNotFoundError(f"no current model in {root}")
     examples = read_examples(csv_path) if csv_path else heldout_split(load_base_examples())[1]
-    metrics = evaluate(store.load_model(version), examples)
+    metrics = evaluate(store.load_model(version), examples, review_threshold)
     metrics["version"] = version
     metrics["data"] = str(csv_path) if csv_path else "heldout"
     return metrics

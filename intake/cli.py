@@ -243,12 +243,14 @@ def cmd_train(args, settings: Settings) -> int:
 
 def cmd_evaluate(args, settings: Settings) -> int:
     from classifier import evaluate_version
-    result = evaluate_version(settings.model_dir, version=args.model, csv_path=args.data)
+    result = evaluate_version(settings.model_dir, version=args.model, csv_path=args.data,
+                              review_threshold=settings.review_threshold)
     if args.json:
         _print_json(result)
     else:
-        for key in ("category_macro_f1", "urgency_macro_f1", "p0_recall", "p0_precision", "n"):
-            print(f"{key:>18}: {result.get(key)}")
+        for key in ("category_macro_f1", "urgency_macro_f1", "p0_recall", "p0_precision",
+                    "p0_recall_with_review", "review_share", "n"):
+            print(f"{key:>21}: {result.get(key)}")
     return 0
 
 

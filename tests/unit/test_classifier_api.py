@@ -146,6 +146,14 @@ def test_default_model_reaches_floors_on_heldout(model_root):
     assert m["urgency_macro_f1"] > 0.71
     assert m["p0_recall"] > 0.67
     assert m["p0_precision"] > 0.5
+    # With the review queue (the P0 watch band): 0.912 of P0 texts seen first, 30 % of texts in it.
+    assert m["p0_recall_with_review"] > 0.88
+    assert m["review_share"] < 0.35
+
+
+def test_review_figures_follow_the_review_threshold(model_root):
+    shares = [evaluate_version(model_root, review_threshold=t)["review_share"] for t in (0.0, 0.5, 0.9)]
+    assert 0.0 < shares[0] < shares[1] < shares[2]       # at 0.0 only the watch band remains
 
 
 def test_evaluate_version_on_a_csv(model_root, tmp_path):
