@@ -123,10 +123,19 @@ async def callback_due(session, timer, complaint, env, now) -> str:
     return "escalated"
 
 
+async def p0_watch(session, timer, complaint, env, now) -> str:
+    if complaint.status not in OPEN or complaint.reviewed or not complaint.p0_watch:
+        return "reviewed"
+    await raise_(session, complaint, "p0_watch_unreviewed", "supervisor",
+                 f"possible P0 (suggested {complaint.urgency}) not reviewed within P0's response time", now=now)
+    return "escalated"
+
+
 HANDLERS: dict[str, Handler] = {
     "response_warning": response_warning, "response_breach": response_breach,
     "resolution_warning": resolution_warning, "resolution_breach": resolution_breach,
     "progress": fire_progress, "survey": survey, "survey_close": survey_close, "callback_due": callback_due,
+    "p0_watch": p0_watch,
 }
 
 

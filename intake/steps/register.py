@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from intake.pipeline import Context
 from models import AuditEvent, Complaint, Timer, utcnow
-from workflow.sla import deadlines
+from workflow.sla import TARGETS, deadlines
 from workflow.timers import warning_time
 
 from .thread import add_message
@@ -35,6 +35,11 @@ class Register:
                 ctx.batch.insert(Timer, complaint_id=complaint.id, kind=kind, due_at=warning_time(msg.received_at, due),
                                  payload={"deadline": due.isoformat()}, dedupe_key=f"{kind}:{complaint.id}",
                                  cancelled=False)
+            if s.p0_watch:
+                # A possible P0 left unreviewed for P0's response time goes to the supervisor.
+                ctx.batch.insert(Timer, complaint_id=complaint.id, kind="p0_watch",
+                                 due_at=msg.received_at + TARGETS["P0"].respond, payload={},
+                                 dedupe_key=f"p0_watch:{complaint.id}", cancelled=False)
             ctx.batch.insert(AuditEvent, at=utcnow(), actor=msg.meta.get("actor", "system"), action="registered",
                              complaint_id=complaint.id,
                              after={"number": complaint.number, "category": s.category, "urgency": s.urgency,

@@ -105,6 +105,26 @@ async def test_p0_progress_every_8_hours_and_phone_complaints_need_a_call(sessio
             AuditEvent.action == "call_needed")) == 2
 
 
+async def test_a_possible_p0_left_unreviewed_goes_to_the_supervisor_after_p0_response_time(sessionmaker, keyring):
+    t = base()
+    watched = await new_complaint(sessionmaker, keyring, "m1", "快递刚送到的充电宝在冒烟", received_at=t)
+    checked = await new_complaint(sessionmaker, keyring, "m2", "快递送来的台灯插上电就冒烟",
+                                  handle="wang@example.com", received_at=t)
+    assert (watched.urgency, watched.p0_watch, checked.p0_watch) == ("P1", True, True)
+    async with sessionmaker() as s:
+        agent, _ = await create_agent(s, "amy", "agent", "LG")
+        await review(s, await s.get(Complaint, checked.id), agent, ENV, "logistics", "P1", t + timedelta(minutes=30))
+        await s.commit()
+    sched = Scheduler(sessionmaker, ENV)
+    await sched.run_once(t + timedelta(hours=1, minutes=59))
+    assert await count(sessionmaker, Escalation, Escalation.kind == "p0_watch_unreviewed") == 0
+    await sched.run_once(t + timedelta(hours=2))
+    async with sessionmaker() as s:
+        rows = (await s.execute(select(Escalation.complaint_id, Escalation.level)
+                                .where(Escalation.kind == "p0_watch_unreviewed"))).all()
+    assert rows == [(watched.id, "supervisor")]     # the reviewed one is not escalated
+
+
 async def test_changing_the_urgency_recomputes_deadlines_and_timers(sessionmaker, keyring):
     t = base()
     c = await new_complaint(sessionmaker, keyring, "m1", received_at=t)        # P2
