@@ -62,12 +62,22 @@ class Decisions:
     rule_forced_p0: np.ndarray
     category_proba: np.ndarray
     urgency_proba: np.ndarray
+    p0_score: np.ndarray
     p0_watch: np.ndarray  # not suggested P0, but close enough that an agent should check
 
     def needs_review(self, review_threshold: float) -> np.ndarray:
         """Low confidence in either suggestion, or a possible P0."""
-        low = np.minimum(self.category_confidence, self.urgency_confidence) < review_threshold
-        return low | self.p0_watch
+        return low_confidence(self.category_confidence, self.urgency_confidence,
+                              review_threshold) | self.p0_watch
+
+
+def low_confidence(category_confidence, urgency_confidence, review_threshold: float) -> np.ndarray:
+    return np.minimum(category_confidence, urgency_confidence) < review_threshold
+
+
+def watch_band(suggested_p0: np.ndarray, p0_score: np.ndarray, start: float) -> np.ndarray:
+    """Texts not suggested P0 whose P0 score reaches the watch band's start."""
+    return ~suggested_p0 & (p0_score >= start)
 
 
 @dataclass
@@ -107,7 +117,8 @@ class TrainedModel:
             rule_forced_p0=forced,
             category_proba=cat_p,
             urgency_proba=urg_p,
-            p0_watch=(np.asarray(urg) != "P0") & (p0 >= watch_from),
+            p0_score=p0,
+            p0_watch=watch_band(np.asarray(urg) == "P0", p0, watch_from),
         )
         return d, X
 

@@ -23,7 +23,8 @@ from tqdm import tqdm
 
 from .features import Featurizer, Prepared, prepare
 from .labels import CATEGORIES, URGENCIES
-from .model import DEFAULT_REVIEW_THRESHOLD, TrainedModel, class_proba, decide_urgency
+from .model import (DEFAULT_REVIEW_THRESHOLD, TrainedModel, class_proba, decide_urgency,
+                    low_confidence, watch_band)
 
 BASE_CSV = Path(__file__).resolve().parent / "data" / "complaints.csv"
 # Texts labelled later with the same guidelines. They only ever train: the
@@ -171,11 +172,11 @@ def tune_p0_threshold(y_p0: np.ndarray, p0: np.ndarray, forced: np.ndarray) -> f
     return float(max(s[0] for s in feasible if s[1] == best_recall))
 
 
-def tune_p0_watch(y_p0: np.ndarray, suggested_p0: np.ndarray, low_confidence: np.ndarray,
+def tune_p0_watch(y_p0: np.ndarray, suggested_p0: np.ndarray, unsure: np.ndarray,
                   p0: np.ndarray, p0_threshold: float) -> float:
     """Start of the P0 watch band, on out-of-fold predictions: the highest
     threshold at which the P0 texts an agent sees first (suggested P0, or
-    flagged for review by low confidence or by the band) reach
+    flagged for review by low confidence, `unsure`, or by the band) reach
     TARGET_P0_RECALL while the band adds at most MAX_P0_WATCH_SHARE of all
     texts to the review queue; if no threshold within that budget reaches
     the recall, the one that sees the most. 1.0 (no band) when even the
@@ -183,10 +184,10 @@ def tune_p0_watch(y_p0: np.ndarray, suggested_p0: np.ndarray, low_confidence: np
     n = max(1, len(y_p0))
     best = None
     for t in np.round(np.arange(p0_threshold - 0.01, 0.005, -0.01), 2):
-        band = ~suggested_p0 & (p0 >= t)
-        if np.sum(band & ~low_confidence) / n > MAX_P0_WATCH_SHARE:
+        band = watch_band(suggested_p0, p0, t)
+        if np.sum(band & ~unsure) / n > MAX_P0_WATCH_SHARE:
             break  # lower thresholds only widen the band
-        seen = suggested_p0 | low_confidence | band
+        seen = suggested_p0 | unsure | band
         recall = float(np.sum(seen & y_p0)) / max(1, int(y_p0.sum()))
         if recall >= TARGET_P0_RECALL:
             return float(t)
@@ -248,9 +249,8 @@ def train(examples: Sequence[Example], progress: bool = True, config: dict | Non
         pred, urg_conf = decide_urgency(oof, forced, p0_threshold, p1_threshold,
                                         p0_score=oof_p0)
         suggested_p0 = np.asarray(pred) == "P0"
-        low_confidence = np.minimum(oof_cat.max(axis=1), urg_conf) < DEFAULT_REVIEW_THRESHOLD
-        p0_review_threshold = tune_p0_watch(urgs == "P0", suggested_p0, low_confidence,
-                                            oof_p0, p0_threshold)
+        unsure = low_confidence(oof_cat.max(axis=1), urg_conf, DEFAULT_REVIEW_THRESHOLD)
+        p0_review_threshold = tune_p0_watch(urgs == "P0", suggested_p0, unsure, oof_p0, p0_threshold)
 
     feat, cat_model, urg_model, p0_model = _fit_pair(prepared, cats, urgs, config)
     rule_hits = int(forced.sum())

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from intake.pipeline import Context
 from models import AuditEvent, Complaint, Timer, utcnow
-from workflow.sla import TARGETS, deadlines
+from workflow.sla import deadlines
 from workflow.timers import warning_time
 
 from .thread import add_message
@@ -38,7 +38,7 @@ class Register:
             if s.p0_watch:
                 # A possible P0 left unreviewed for P0's response time goes to the supervisor.
                 ctx.batch.insert(Timer, complaint_id=complaint.id, kind="p0_watch",
-                                 due_at=msg.received_at + TARGETS["P0"].respond, payload={},
+                                 due_at=deadlines("P0", msg.received_at, ctx.services.calendar)[0], payload={},
                                  dedupe_key=f"p0_watch:{complaint.id}", cancelled=False)
             ctx.batch.insert(AuditEvent, at=utcnow(), actor=msg.meta.get("actor", "system"), action="registered",
                              complaint_id=complaint.id,

@@ -10,7 +10,6 @@ from classifier import (
     train_and_maybe_promote,
 )
 from classifier.features import prepare_many
-from classifier.model import class_proba
 from classifier.train import load_more_examples, training_examples
 from tests.unit.classifier_fixtures import clf, model_root  # noqa: F401 (fixtures)
 
@@ -248,7 +247,7 @@ def test_watched_texts_need_review_and_are_not_suggested_p0(clf):
     watch_from = clf.model.p0_review_threshold
     assert 0.0 < watch_from < clf.model.p0_threshold    # the shipped model has a band
     suggestions = clf.suggest_many(texts)
-    scores = clf.model.p0_score(*_features_and_urgency(clf, texts))
+    scores = clf.model.decide(prepare_many(texts))[0].p0_score
     watched = [s for s in suggestions if s.p0_watch]
     assert watched, "some of 400 real complaints should fall in the band"
     for s, score in zip(suggestions, scores):
@@ -257,11 +256,6 @@ def test_watched_texts_need_review_and_are_not_suggested_p0(clf):
         elif s.urgency != "P0":
             assert score < watch_from
     assert all(s.to_dict()["p0_watch"] is s.p0_watch for s in suggestions)
-
-
-def _features_and_urgency(clf, texts):
-    X = clf.model.featurizer.transform(prepare_many(texts))
-    return X, class_proba(clf.model.urgency_model, X, URGENCIES)
 
 
 def test_old_models_without_a_band_watch_nothing(clf):
